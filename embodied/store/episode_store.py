@@ -1,0 +1,409 @@
+"""The episode store: whole episodes appended to one zarr 3 group, read back by window.
+
+    with EpisodeStore("data/demos.zarr", mode="a") as store:
+        index = store.append(episode)                  # one writer at a time (file lock)
+    store = EpisodeStore("data/demos.zarr")            # mode="r": any number of readers
+    frames = store.get(index, "rgb", slice(10, 26))    # a 16-step window, nothing else is read
+    ids = store.filter(task="reach-v3", source="expert", success_gt=1)
+
+Crash safety. An append writes the data arrays, then the metadata columns, then
+``meta/episode_ends`` last: that entry is the commit point. zarr's local store replaces every
+file atomically (temp file + rename), so a process killed at any moment leaves each file whole,
+old or new. On open, the committed prefix is what ``episode_ends`` says; a writer cuts anything
+past it (the remains of a killed append), a reader ignores it. This survives a killed process,
+not a power cut (nothing is fsynced).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from filelock import FileLock, Timeout
+
+from embodied.store.schema import (
+    CODE_COLUMNS,
+    DATA_DTYPES,
+    DATA_KEYS,
+    FORMAT_NAME,
+    KIND_DTYPES,
+    LOWDIM_CHUNK_STEPS,
+    META_CHUNK_EPISODES,
+    RGB_CHUNK_STEPS,
+    SCHEMA_VERSION,
+    Schema,
+    StoreFormatError,
+    StoreLockedError,
+    codec,
+    coerce_meta,
+    episode_problems,
+    episode_schema,
+    same_value,
+    schema_problems,
+)
+from sim.types import EPISODE_META_DEFAULTS, Episode
+
+MODES = ("r", "a", "w")
+LOCK_NAME = "writer.lock"
+EPISODE_ENDS = "meta/episode_ends"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _check_is_store(path: Path) -> dict[str, Any]:
+    """The root attributes of the store at ``path``; StoreFormatError if it is not one (reads only)."""
+    root = _read_json(path / "zarr.json")
+    if root is None:
+        raise StoreFormatError(
+            f"{path} is not an episode store: it has no readable zarr.json (a foreign or damaged directory; "
+            f"nothing was changed). Point the store option at a new path or at a store written by embodied."
+        )
+    attrs = root.get("attributes") or {}
+    if root.get("node_type") != "group" or attrs.get("format") != FORMAT_NAME:
+        raise StoreFormatError(
+            f"{path} is a zarr directory but not an episode store (format={attrs.get('format')!r}, "
+            f"expected {FORMAT_NAME!r}); nothing was changed."
+        )
+    version = attrs.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise StoreFormatError(
+            f"{path} has schema_version={version!r}; this code reads versions <= {SCHEMA_VERSION} "
+            f"(upgrade embodied-sail to read it). Nothing was changed."
+        )
+    return attrs
+
+
+def _committed_prefix(ends: np.ndarray, steps: int) -> int:
+    """How many leading entries of ``ends`` are real commits: strictly increasing and within data."""
+    n = 0
+    previous = 0
+    for end in ends:
+        if end <= previous or end > steps:
+            break
+        previous = int(end)
+        n += 1
+    return n
+
+
+class EpisodeStore:
+    """Episodes of (rgb, action, state, success) steps plus per-episode metadata, in zarr 3.
+
+    mode: "r" read only (the default; any number of readers, no lock), "a" read/append (creates
+    the store if missing; one writer at a time), "w" like "a" but empties an existing store first.
+    The schema arguments (image size, camera, action bounds, dims) are checked against an
+    existing store and recorded in a new one; whatever is not given is fixed by the first episode.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        mode: str = "r",
+        *,
+        image_size: int | tuple[int, int] | None = None,
+        camera: str | None = None,
+        action_dim: int | None = None,
+        state_dim: int | None = None,
+        action_low=None,
+        action_high=None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.path = Path(path)
+        self.mode = mode
+        self._lock: FileLock | None = None
+        wanted = Schema.from_args(image_size, action_dim, state_dim, camera, action_low, action_high)
+
+        # An empty directory (or one holding only a lock file) is a store not yet created.
+        exists = self.path.exists() and (
+            not self.path.is_dir() or any(p.name != LOCK_NAME for p in self.path.iterdir())
+        )
+        if exists:
+            if not self.path.is_dir():
+                raise StoreFormatError(f"{self.path} is a file, not an episode store directory; nothing was changed.")
+            attrs = _check_is_store(self.path)  # before anything is written, even the lock
+        elif mode == "r":
+            raise FileNotFoundError(f"no episode store at {self.path} (open it with mode='a' to create one)")
+
+        if exists:  # validate read-only first: a damaged store gets no lock file either
+            self._open_existing(attrs, wanted, "r")
+        if mode != "r":
+            self._acquire_lock()
+            try:
+                if exists:  # again under the lock: another writer may have appended meanwhile
+                    self._open_existing(attrs, wanted, "r+")
+                    if mode == "w":
+                        self._clear()
+                        self._load_index()
+                else:
+                    self._create(wanted)
+                    self._load_index()
+                self._cut_uncommitted()
+            except Exception:
+                self.close()
+                raise
+
+    # --- opening -----------------------------------------------------------------------------------
+    def _acquire_lock(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.path / LOCK_NAME, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise StoreLockedError(
+                f"{self.path} is being written by another process (or another EpisodeStore in this one): "
+                f"one writer at a time. Wait for it to finish, or open the store with mode='r' to read."
+            ) from None
+        self._lock = lock
+
+    def _open_existing(self, attrs: dict[str, Any], wanted: Schema, zarr_mode: str) -> None:
+        self._root = zarr.open_group(self.path, mode=zarr_mode)
+        stored = Schema.from_attrs(attrs)
+        self._schema = stored.merge(wanted, f"opening {self.path}")
+        self._load_index()
+        if zarr_mode != "r" and self._schema != stored:  # the caller named fields the store lacked
+            self._root.attrs.update(self._schema.to_attrs())
+
+    def _create(self, schema: Schema) -> None:
+        self._root = zarr.open_group(self.path, mode="a")  # not "w": it would delete the lock file
+        self._schema = schema
+        self._root.attrs.update({"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, **schema.to_attrs(),
+                                 "created_at": time.time()})
+        meta = self._root.create_group("meta")
+        meta.create_array("episode_ends", shape=(0,), dtype="int64", chunks=(META_CHUNK_EPISODES,), fill_value=-1)
+        columns = meta.create_group("episodes")
+        for name, kind in CODE_COLUMNS.items():
+            columns.create_array(name, shape=(0,), dtype=KIND_DTYPES[kind], chunks=(META_CHUNK_EPISODES,),
+                                 fill_value=EPISODE_META_DEFAULTS[name])
+        self._root.create_group("data")
+        if schema.complete:
+            self._create_data_arrays()
+
+    def _create_data_arrays(self) -> None:
+        data = self._root["data"]
+        for key, shape in self._schema.data_shapes().items():
+            steps = RGB_CHUNK_STEPS if key == "rgb" else LOWDIM_CHUNK_STEPS
+            data.create_array(key, shape=(0, *shape), dtype=DATA_DTYPES[key], chunks=(steps, *shape),
+                              compressors=codec(key), fill_value=False if key == "success" else 0)
+
+    def _clear(self) -> None:
+        """Empty an existing store (mode="w"): keep its schema, drop every episode."""
+        for name in list(self._root["data"].array_keys()):
+            del self._root["data"][name]
+        self._root[EPISODE_ENDS].resize((0,))
+        for name in CODE_COLUMNS:
+            self._root[f"meta/episodes/{name}"].resize((0,))
+        if self._schema.complete:
+            self._create_data_arrays()
+
+    def _load_index(self) -> None:
+        """Read episode ends and metadata columns into memory (they are small)."""
+        try:
+            ends = np.asarray(self._root[EPISODE_ENDS][:], dtype=np.int64)
+            self._arrays = {key: self._root[f"data/{key}"] for key in DATA_KEYS} if "rgb" in self._root["data"] else {}
+            steps = min((a.shape[0] for a in self._arrays.values()), default=0)
+            n = _committed_prefix(ends, steps)
+            self._columns = {}
+            for name, kind in CODE_COLUMNS.items():
+                values = self._root[f"meta/episodes/{name}"][:n]
+                if len(values) < n:
+                    raise StoreFormatError(f"metadata column {name!r} has {len(values)} entries, {n} episodes are committed")
+                self._columns[name] = [str(v) if kind == "str" else (bool(v) if kind == "bool" else v.item()) for v in values]
+        except StoreFormatError as exc:
+            raise StoreFormatError(f"{self.path} is damaged: {exc}") from None
+        except (KeyError, ValueError, TypeError, OSError) as exc:
+            raise StoreFormatError(
+                f"{self.path} is damaged or incomplete ({type(exc).__name__}: {exc}); nothing was changed."
+            ) from None
+        self._ends = ends[:n]
+        self._stored_ends = len(ends)
+
+    def _cut_uncommitted(self) -> None:
+        """Drop what a killed append left past the last commit (writers only)."""
+        steps = self.num_steps
+        for array in self._arrays.values():
+            if array.shape[0] != steps:
+                array.resize((steps, *array.shape[1:]))
+        n = len(self._ends)
+        for name in CODE_COLUMNS:
+            column = self._root[f"meta/episodes/{name}"]
+            if column.shape[0] != n:
+                column.resize((n,))
+        if self._stored_ends != n:
+            self._root[EPISODE_ENDS].resize((n,))
+            self._stored_ends = n
+        for leftover in self.path.rglob("*.partial"):  # temp files of an interrupted atomic write
+            leftover.unlink(missing_ok=True)
+
+    # --- writing -----------------------------------------------------------------------------------
+    def append(self, episode: Episode) -> int:
+        """Append one whole episode; return its index. Nothing is written if it does not fit the store."""
+        if self.mode == "r":
+            raise PermissionError(f"{self.path} is open read-only; open it with mode='a' to append")
+        if self._lock is None:
+            raise RuntimeError(f"{self.path}: the store is closed")
+        problems = episode_problems(episode)
+        if not problems:
+            problems = schema_problems(episode, self._schema)
+        if problems:
+            raise ValueError("episode does not fit the store: " + "; ".join(problems))
+        meta = coerce_meta(episode.meta, CODE_COLUMNS, EPISODE_META_DEFAULTS)
+        if not meta["created_at"] or meta["created_at"] != meta["created_at"]:
+            meta["created_at"] = time.time()
+
+        if not self._arrays:  # the first episode fixes the shapes
+            self._schema = self._schema.merge(episode_schema(episode), "first episode")
+            self._root.attrs.update(self._schema.to_attrs())
+            self._create_data_arrays()
+            self._arrays = {key: self._root[f"data/{key}"] for key in DATA_KEYS}
+
+        start, length, index = self.num_steps, len(episode), len(self)
+        for key, array in self._arrays.items():
+            array.resize((start + length, *array.shape[1:]))
+            array[start:] = getattr(episode, key)
+        for name, value in meta.items():
+            column = self._root[f"meta/episodes/{name}"]
+            column.resize((index + 1,))
+            column[index] = value
+        ends = self._root[EPISODE_ENDS]
+        ends.resize((index + 1,))
+        ends[index] = start + length  # the commit point
+        self._ends = np.append(self._ends, start + length)
+        self._stored_ends = index + 1
+        for name, value in meta.items():
+            self._columns[name].append(value)
+        return index
+
+    def extend(self, episodes: Iterable[Episode]) -> list[int]:
+        return [self.append(ep) for ep in episodes]
+
+    # --- reading -----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @property
+    def num_steps(self) -> int:
+        """Committed steps over all episodes."""
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    @property
+    def schema(self) -> Schema:
+        return self._schema
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        return self._schema.image_size
+
+    def _check_index(self, i: int) -> int:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"episode index must be an int, got {type(i).__name__}")
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"episode {i} out of range: the store holds {n} episodes")
+        return int(i) % n
+
+    def episode_bounds(self, i: int) -> tuple[int, int]:
+        """(start, end) step indices of episode ``i`` in the data arrays."""
+        i = self._check_index(i)
+        return (int(self._ends[i - 1]) if i else 0), int(self._ends[i])
+
+    def episode_length(self, i: int) -> int:
+        start, end = self.episode_bounds(i)
+        return end - start
+
+    def episode_lengths(self) -> np.ndarray:
+        return np.diff(self._ends, prepend=0)
+
+    def get(self, i: int, key: str, index: slice | int | np.ndarray | list[int] = slice(None)) -> np.ndarray:
+        """Steps ``index`` (relative to the episode's start) of data array ``key`` of episode ``i``.
+
+        ``index``: a slice (a contiguous window), an int, or a 1-D array of step indices (e.g. frames
+        spread over the episode); only the chunks holding those steps are read.
+        """
+        if key not in DATA_KEYS:
+            raise KeyError(f"unknown data key {key!r}; the store holds {DATA_KEYS}")
+        start, end = self.episode_bounds(i)
+        length = end - start
+        array = self._arrays[key]
+        if isinstance(index, slice):
+            a, b, step = index.indices(length)
+            if step == 1:
+                return array[start + a : start + max(a, b)]
+            index = np.arange(a, b, step)
+        if isinstance(index, (int, np.integer)):
+            if not -length <= index < length:
+                raise IndexError(f"step {index} out of range for episode {i} of length {length}")
+            return array[start + int(index) % length]
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < -length or idx.max() >= length):
+            raise IndexError(f"steps {idx.min()}..{idx.max()} out of range for episode {i} of length {length}")
+        idx = start + idx % length
+        if idx.size == 0:
+            return np.empty((0, *array.shape[1:]), array.dtype)
+        # zarr reads sorted unique indices by chunk; put them back in the order asked.
+        unique, inverse = np.unique(idx, return_inverse=True)
+        return array.get_orthogonal_selection((unique,))[inverse]
+
+    def meta(self, i: int) -> dict[str, Any]:
+        i = self._check_index(i)
+        return {name: values[i] for name, values in self._columns.items()}
+
+    def column(self, name: str) -> list[Any]:
+        """One metadata column over all committed episodes."""
+        if name not in self._columns:
+            raise KeyError(f"unknown metadata column {name!r}; columns: {sorted(self._columns)}")
+        return list(self._columns[name])
+
+    def episode(self, i: int) -> Episode:
+        """Episode ``i`` whole (for small episodes or export; training reads windows with ``get``)."""
+        start, end = self.episode_bounds(i)
+        arrays = {key: self._arrays[key][start:end] for key in DATA_KEYS}
+        return Episode(**arrays, meta=self.meta(i))
+
+    def filter(self, **conditions: Any) -> list[int]:
+        """Indices of episodes whose metadata matches: ``column=value`` or ``column=[values...]``."""
+        unknown = set(conditions) - set(self._columns)
+        if unknown:
+            raise KeyError(f"unknown metadata column(s) {sorted(unknown)}; columns: {sorted(self._columns)}")
+        keep = np.ones(len(self), dtype=bool)
+        for name, wanted in conditions.items():
+            options = list(wanted) if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
+            values = self._columns[name]
+            keep &= np.array([any(same_value(v, w) for w in options) for v in values], dtype=bool)
+        return [int(i) for i in np.flatnonzero(keep)]
+
+    def refresh(self) -> None:
+        """Re-read the index (a reader sees episodes committed since it opened)."""
+        self._root = zarr.open_group(self.path, mode="r" if self.mode == "r" else "r+")
+        self._load_index()
+
+    # --- lifetime ----------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> EpisodeStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return f"EpisodeStore({str(self.path)!r}, mode={self.mode!r}, episodes={len(self)}, steps={self.num_steps})"

@@ -1,0 +1,335 @@
+"""embodied.store: append and read back, windows, filters, the writer lock, crash safety, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from embodied.store import EpisodeStore, StoreFormatError, StoreLockedError, WindowDataset
+from sim.types import Episode
+
+from conftest import FULL
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_episode(seed: int, length: int | None = None, size: int = 16, **meta) -> Episode:
+    """A deterministic synthetic episode: the same seed gives the same arrays in any process."""
+    rng = np.random.default_rng(seed)
+    length = length or int(rng.integers(5, 40))
+    success = np.zeros(length, bool)
+    success[-3:] = seed % 2 == 0
+    return Episode(
+        rgb=rng.integers(0, 256, (length, size, size, 3), dtype=np.uint8),
+        action=rng.uniform(-1, 1, (length, 4)).astype(np.float32),
+        state=rng.normal(size=(length, 7)).astype(np.float32),
+        success=success,
+        meta={"task": f"task-{seed % 3}", "seed": seed, "source": "expert", "success_gt": int(success.any()),
+              "instruction": f"do thing {seed}", **meta},
+    )
+
+
+def assert_same(a: Episode, b: Episode) -> None:
+    for key in ("rgb", "action", "state", "success"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    for key, value in a.meta.items():
+        assert b.meta[key] == value, key
+
+
+def tree_digest(path: Path) -> dict[str, str]:
+    return {str(p.relative_to(path)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_append_and_read_back(tmp_path):
+    episodes = [make_episode(s) for s in range(6)]
+    with EpisodeStore(tmp_path / "s.zarr", mode="a", image_size=16, camera="corner2") as store:
+        assert [store.append(ep) for ep in episodes] == list(range(6))
+        assert len(store) == 6
+    store = EpisodeStore(tmp_path / "s.zarr")  # read-only
+    assert store.num_steps == sum(len(ep) for ep in episodes)
+    assert list(store.episode_lengths()) == [len(ep) for ep in episodes]
+    for i, ep in enumerate(episodes):
+        assert_same(ep, store.episode(i))
+        assert store.meta(i)["grader"] == "" and np.isnan(store.meta(i)["grader_score"])  # defaults
+        assert store.meta(i)["created_at"] > 1.6e9
+    ep = episodes[3]
+    np.testing.assert_array_equal(store.get(3, "rgb", slice(2, 6)), ep.rgb[2:6])
+    np.testing.assert_array_equal(store.get(3, "state", [4, 0, 4, -1]), ep.state[[4, 0, 4, -1]])
+    np.testing.assert_array_equal(store.get(-1, "action", 1), episodes[-1].action[1])
+    np.testing.assert_array_equal(store.get(3, "rgb", slice(0, None, 2)), ep.rgb[::2])
+    assert store.schema.camera == "corner2" and store.image_size == (16, 16)
+    with pytest.raises(IndexError, match="holds 6 episodes"):
+        store.meta(6)
+    with pytest.raises(IndexError, match="out of range"):
+        store.get(0, "rgb", [0, len(episodes[0])])
+    with pytest.raises(KeyError, match="unknown data key"):
+        store.get(0, "depth")
+    with pytest.raises(PermissionError, match="read-only"):
+        store.append(ep)
+
+
+def test_filter_and_columns(tmp_path):
+    with EpisodeStore(tmp_path / "s.zarr", mode="a") as store:
+        for s in range(6):
+            store.append(make_episode(s, sail_iteration=s // 2, grader_score=s / 10))
+        assert store.filter(task="task-0") == [0, 3]
+        assert store.filter(success_gt=1, task=["task-0", "task-1"]) == [0, 4]
+        assert store.filter(sail_iteration=2) == [4, 5]
+        assert store.filter(grader_score=0.3) == [3]
+        assert store.column("seed") == list(range(6))
+        with pytest.raises(KeyError, match="columns"):
+            store.filter(colour="red")
+
+
+def test_reader_sees_new_commits_after_refresh(tmp_path):
+    path = tmp_path / "s.zarr"
+    writer = EpisodeStore(path, mode="a")
+    writer.append(make_episode(0))
+    reader = EpisodeStore(path)  # readers need no lock while a writer works
+    writer.append(make_episode(1))
+    assert len(reader) == 1
+    reader.refresh()
+    assert len(reader) == 2
+    assert_same(make_episode(1), reader.episode(1))
+    writer.close()
+
+
+def test_mode_w_empties_and_keeps_schema(tmp_path):
+    path = tmp_path / "s.zarr"
+    with EpisodeStore(path, mode="a") as store:
+        store.append(make_episode(0))
+    with EpisodeStore(path, mode="w") as store:
+        assert len(store) == 0
+        with pytest.raises(ValueError, match="store holds"):
+            store.append(make_episode(1, size=8))
+        store.append(make_episode(2))
+    assert len(EpisodeStore(path)) == 1
+
+
+def test_bad_episodes_write_nothing(tmp_path):
+    path = tmp_path / "s.zarr"
+    with EpisodeStore(path, mode="a", image_size=16) as store:
+        store.append(make_episode(0))
+        before = tree_digest(path)
+        with pytest.raises(ValueError, match=r"rgb frames are \(8, 8\)"):
+            store.append(make_episode(1, size=8))
+        wrong_state = make_episode(2)
+        wrong_state.state = wrong_state.state[:, :3]
+        with pytest.raises(ValueError, match="state_dim is 3, the store holds 7"):
+            store.append(wrong_state)
+        bad_meta = make_episode(3)
+        bad_meta.meta["seed"] = "three"
+        with pytest.raises(ValueError, match="seed.*must be int"):
+            store.append(bad_meta)
+        bad = make_episode(4)
+        bad.action = bad.action.astype(np.float64)
+        with pytest.raises(ValueError, match="action must be float32"):
+            store.append(bad)
+        with pytest.raises(ValueError, match="Episode"):
+            store.append({"rgb": 1})
+        assert tree_digest(path) == before
+        assert len(store) == 1
+    with pytest.raises(ValueError, match="image_size=\\(32, 32\\)"):
+        EpisodeStore(path, mode="a", image_size=32)
+    with pytest.raises(ValueError, match="mode"):
+        EpisodeStore(path, mode="rw")
+
+
+def test_one_writer_at_a_time(tmp_path):
+    path = tmp_path / "s.zarr"
+    first = EpisodeStore(path, mode="a")
+    with pytest.raises(StoreLockedError, match="one writer at a time"):
+        EpisodeStore(path, mode="a")
+    # ... also from another process
+    code = f"from embodied.store import EpisodeStore; EpisodeStore({str(path)!r}, mode='a')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode != 0 and "StoreLockedError" in out.stderr
+    first.close()
+    with EpisodeStore(path, mode="a") as again:  # released on close
+        again.append(make_episode(0))
+
+
+def test_foreign_and_damaged_directories_are_refused_untouched(tmp_path):
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_bytes(b"\xff\xd8 not a store")
+    other_zarr = tmp_path / "other.zarr"
+    other_zarr.mkdir()
+    (other_zarr / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {}}))
+    corrupt = tmp_path / "corrupt.zarr"
+    corrupt.mkdir()
+    (corrupt / "zarr.json").write_text("{ this is not json")
+    future = tmp_path / "future.zarr"
+    with EpisodeStore(future, mode="a") as store:
+        store.append(make_episode(0))
+    meta = json.loads((future / "zarr.json").read_text())
+    meta["attributes"]["schema_version"] = 99
+    (future / "zarr.json").write_text(json.dumps(meta))
+    damaged = tmp_path / "damaged.zarr"
+    with EpisodeStore(damaged, mode="a") as store:
+        store.append(make_episode(0))
+    shutil.rmtree(damaged / "meta" / "episodes" / "task")
+    a_file = tmp_path / "file.zarr"
+    a_file.write_text("hello")
+
+    cases = [(foreign, "no readable zarr.json"), (other_zarr, "not an episode store"),
+             (corrupt, "no readable zarr.json"), (future, "schema_version=99"), (damaged, "damaged"),
+             (a_file, "is a file")]
+    for path, message in cases:
+        before = tree_digest(path) if path.is_dir() else path.read_bytes()
+        for mode in ("r", "a", "w"):
+            with pytest.raises(StoreFormatError, match=message):
+                EpisodeStore(path, mode=mode)
+            assert (tree_digest(path) if path.is_dir() else path.read_bytes()) == before, (path, mode)
+    with pytest.raises(FileNotFoundError, match="mode='a'"):
+        EpisodeStore(tmp_path / "missing.zarr")
+    assert not (tmp_path / "missing.zarr").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with EpisodeStore(empty, mode="a") as store:  # an empty directory becomes a store
+        store.append(make_episode(0))
+
+
+def test_window_dataset_and_spawn_dataloader(tmp_path):
+    path = tmp_path / "s.zarr"
+    episodes = [make_episode(s, length=n) for s, n in [(0, 10), (1, 3), (2, 6)]]
+    with EpisodeStore(path, mode="a") as store:
+        store.extend(episodes)
+        ds = WindowDataset(store, window=4, keys=("rgb", "action"), episodes=[0, 1, 2])
+    assert len(ds) == (10 - 3) + 0 + (6 - 3)  # episode 1 is shorter than a window
+    item = ds[8]
+    assert item["episode"] == 2 and item["start"] == 1 and item["instruction"] == "do thing 2"
+    np.testing.assert_array_equal(item["rgb"].numpy(), episodes[2].rgb[1:5])
+    strided = WindowDataset(path, window=3, stride=2, keys=("state",), episodes=[0])
+    assert len(strided) == 10 - 4
+    np.testing.assert_array_equal(strided[1]["state"].numpy(), episodes[0].state[1:6:2])
+
+    loader = torch.utils.data.DataLoader(ds, batch_size=5, shuffle=False, num_workers=2,
+                                         multiprocessing_context="spawn")
+    batches = list(loader)
+    rgb = torch.cat([b["rgb"] for b in batches])
+    assert rgb.shape == (len(ds), 4, 16, 16, 3) and rgb.dtype == torch.uint8
+    np.testing.assert_array_equal(rgb[0].numpy(), episodes[0].rgb[0:4])
+    assert batches[0]["task"] == ["task-0"] * 5
+    with pytest.raises(ValueError, match="window"):
+        WindowDataset(path, window=0)
+
+
+# --- crash safety ------------------------------------------------------------------------------
+CHILD = textwrap.dedent(
+    """
+    import sys, time, zarr
+    sys.path.insert(0, {tests!r})
+    from test_store import make_episode
+    from embodied.store import EpisodeStore
+
+    path, committed, freeze_at = {path!r}, {committed}, {freeze_at!r}
+    store = EpisodeStore(path, mode="a")
+    for seed in range(committed):
+        store.append(make_episode(seed, length=30, size=24))
+    print("COMMITTED", flush=True)
+    if freeze_at:
+        # Stop inside the next append, just before writing to `freeze_at`, and wait to be killed.
+        original = zarr.Array.__setitem__
+        def setitem(self, key, value):
+            if self.path == freeze_at:
+                print("FROZEN", flush=True)
+                time.sleep(600)
+            return original(self, key, value)
+        zarr.Array.__setitem__ = setitem
+        store.append(make_episode(1000, length=200, size=24))
+    else:
+        # Append big episodes forever; the parent kills us at a random moment.
+        seed = committed
+        while True:
+            store.append(make_episode(seed, length=300, size=24))
+            print("COMMIT", seed, flush=True)
+            seed += 1
+    """
+)
+
+
+def _start_writer(path: Path, committed: int, freeze_at: str | None) -> subprocess.Popen:
+    code = CHILD.format(tests=str(Path(__file__).parent), path=str(path), committed=committed, freeze_at=freeze_at)
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+
+
+def _wait_for(proc: subprocess.Popen, word: str) -> None:
+    for line in proc.stdout:
+        if line.startswith(word):
+            return
+    raise AssertionError(f"writer exited before {word}: {proc.stderr.read()}")
+
+
+def _check_recovered(path: Path, seeds: list[int]) -> None:
+    with EpisodeStore(path, mode="a") as store:  # the writer's open cuts the remains
+        assert len(store) == len(seeds)
+        for i, seed in enumerate(seeds):
+            assert_same(make_episode(seed, length=30, size=24), store.episode(i))
+        expected_steps = sum(store.episode_length(i) for i in range(len(store)))
+        assert store.num_steps == expected_steps
+        for key in ("rgb", "action", "state", "success"):
+            assert store._root[f"data/{key}"].shape[0] == expected_steps  # nothing past the last commit
+        assert store._root["meta/episode_ends"].shape[0] == len(seeds)
+        assert store._root["meta/episodes/task"].shape[0] == len(seeds)
+        assert not list(path.rglob("*.partial"))
+        new = make_episode(77, length=12, size=24)
+        store.append(new)  # and the store keeps working
+    reopened = EpisodeStore(path)
+    assert_same(new, reopened.episode(len(seeds)))
+
+
+@pytest.mark.parametrize("freeze_at", ["data/action", "meta/episodes/task", "meta/episode_ends"])
+def test_sigkill_mid_append_keeps_committed_episodes(tmp_path, freeze_at):
+    path = tmp_path / "s.zarr"
+    proc = _start_writer(path, committed=3, freeze_at=freeze_at)
+    try:
+        _wait_for(proc, "COMMITTED")
+        _wait_for(proc, "FROZEN")
+        # A reader while the writer is stuck mid-append sees only the committed episodes.
+        assert len(EpisodeStore(path)) == 3
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    _check_recovered(path, [0, 1, 2])
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments(tmp_path):
+    """Kill a writer appending in a loop at random times; every committed episode survives."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "s.zarr"
+    total = 0
+    for round_ in range(6 if FULL else 2):
+        proc = _start_writer(path, committed=0, freeze_at=None)
+        try:
+            _wait_for(proc, "COMMITTED")
+            _wait_for(proc, "COMMIT")
+            time.sleep(float(rng.uniform(0.0, 0.3)))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        with EpisodeStore(path, mode="a") as store:
+            n = len(store)
+            assert n > total
+            expected_steps = 0
+            for i in range(n):
+                seed = store.meta(i)["seed"]
+                assert_same(make_episode(seed, length=300, size=24), store.episode(i))
+                expected_steps += 300
+            assert store.num_steps == expected_steps
+            assert store._root["data/rgb"].shape[0] == expected_steps
+            total = n

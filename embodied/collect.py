@@ -55,6 +55,8 @@ def collect(cfg: CollectConfig, output_dir: str | Path | None = None) -> list[Ta
         raise ValueError(f"episodes_per_task must be >= 1, got {cfg.episodes_per_task}")
     seeds = list(range(cfg.seed_start, cfg.seed_start + cfg.episodes_per_task))
     out = Path(output_dir) if output_dir is not None else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
 
     with EpisodeStore(cfg.store, mode="a", image_size=cfg.image_size, camera=cfg.env.camera) as store:
         done = {(m["task"], m["seed"]) for m in map(store.meta, store.filter(source="expert"))}

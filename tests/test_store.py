@@ -229,7 +229,8 @@ def test_window_dataset_and_spawn_dataloader(tmp_path):
 # --- crash safety ------------------------------------------------------------------------------
 CHILD = textwrap.dedent(
     """
-    import sys, time, zarr
+    import sys, time
+    from zarr.core.array import AsyncArray
     sys.path.insert(0, {tests!r})
     from test_store import make_episode
     from embodied.store import EpisodeStore
@@ -241,13 +242,14 @@ CHILD = textwrap.dedent(
     print("COMMITTED", flush=True)
     if freeze_at:
         # Stop inside the next append, just before writing to `freeze_at`, and wait to be killed.
-        original = zarr.Array.__setitem__
-        def setitem(self, key, value):
+        # (time.sleep also blocks zarr's event loop: no other write of the append goes on.)
+        original = AsyncArray._set_selection
+        async def set_selection(self, *args, **kwargs):
             if self.path == freeze_at:
                 print("FROZEN", flush=True)
                 time.sleep(600)
-            return original(self, key, value)
-        zarr.Array.__setitem__ = setitem
+            return await original(self, *args, **kwargs)
+        AsyncArray._set_selection = set_selection
         store.append(make_episode(1000, length=200, size=24))
     else:
         # Append big episodes forever; the parent kills us at a random moment.

@@ -16,6 +16,7 @@ not a power cut (nothing is fsynced).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import zarr
 from filelock import FileLock, Timeout
+from zarr.core.sync import sync
 
 from embodied.store.schema import (
     CODE_COLUMNS,
@@ -82,6 +84,18 @@ def _check_is_store(path: Path) -> dict[str, Any]:
             f"(upgrade embodied-sail to read it). Nothing was changed."
         )
     return attrs
+
+
+def _run_all(coroutines: Iterable) -> None:
+    """Run zarr's async writes concurrently (each file is still replaced atomically)."""
+    coroutines = list(coroutines)
+    if not coroutines:
+        return
+
+    async def gather():
+        await asyncio.gather(*coroutines)
+
+    sync(gather())
 
 
 def _committed_prefix(ends: np.ndarray, steps: int) -> int:
@@ -148,7 +162,7 @@ class EpisodeStore:
                 else:
                     self._create(wanted)
                     self._load_index()
-                self._cut_uncommitted()
+                self._trim()
             except Exception:
                 self.close()
                 raise
@@ -197,25 +211,36 @@ class EpisodeStore:
                               compressors=codec(key), fill_value=False if key == "success" else 0)
 
     def _clear(self) -> None:
-        """Empty an existing store (mode="w"): keep its schema, drop every episode."""
+        """Empty an existing store (mode="w"): keep its schema, drop every episode.
+
+        Arrays are deleted and made anew (not shrunk): a shrunk zarr array keeps old values in
+        its last chunk, which would come back when it grows.
+        """
         for name in list(self._root["data"].array_keys()):
             del self._root["data"][name]
-        self._root[EPISODE_ENDS].resize((0,))
-        for name in CODE_COLUMNS:
-            self._root[f"meta/episodes/{name}"].resize((0,))
+        del self._root[EPISODE_ENDS]
+        self._root["meta"].create_array("episode_ends", shape=(0,), dtype="int64", chunks=(META_CHUNK_EPISODES,),
+                                        fill_value=-1)
+        columns = self._root["meta/episodes"]
+        for name, kind in CODE_COLUMNS.items():
+            del columns[name]
+            columns.create_array(name, shape=(0,), dtype=KIND_DTYPES[kind], chunks=(META_CHUNK_EPISODES,),
+                                 fill_value=EPISODE_META_DEFAULTS[name])
         if self._schema.complete:
             self._create_data_arrays()
 
     def _load_index(self) -> None:
-        """Read episode ends and metadata columns into memory (they are small)."""
+        """Open the arrays; read episode ends and metadata columns into memory (they are small)."""
         try:
-            ends = np.asarray(self._root[EPISODE_ENDS][:], dtype=np.int64)
+            self._ends_array = self._root[EPISODE_ENDS]
+            self._columns_arrays = {name: self._root[f"meta/episodes/{name}"] for name in CODE_COLUMNS}
             self._arrays = {key: self._root[f"data/{key}"] for key in DATA_KEYS} if "rgb" in self._root["data"] else {}
+            ends = np.asarray(self._ends_array[:], dtype=np.int64)
             steps = min((a.shape[0] for a in self._arrays.values()), default=0)
             n = _committed_prefix(ends, steps)
             self._columns = {}
             for name, kind in CODE_COLUMNS.items():
-                values = self._root[f"meta/episodes/{name}"][:n]
+                values = self._columns_arrays[name][:n]
                 if len(values) < n:
                     raise StoreFormatError(f"metadata column {name!r} has {len(values)} entries, {n} episodes are committed")
                 self._columns[name] = [str(v) if kind == "str" else (bool(v) if kind == "bool" else v.item()) for v in values]
@@ -226,22 +251,18 @@ class EpisodeStore:
                 f"{self.path} is damaged or incomplete ({type(exc).__name__}: {exc}); nothing was changed."
             ) from None
         self._ends = ends[:n]
-        self._stored_ends = len(ends)
 
-    def _cut_uncommitted(self) -> None:
-        """Drop what a killed append left past the last commit (writers only)."""
-        steps = self.num_steps
-        for array in self._arrays.values():
-            if array.shape[0] != steps:
-                array.resize((steps, *array.shape[1:]))
-        n = len(self._ends)
-        for name in CODE_COLUMNS:
-            column = self._root[f"meta/episodes/{name}"]
-            if column.shape[0] != n:
-                column.resize((n,))
-        if self._stored_ends != n:
-            self._root[EPISODE_ENDS].resize((n,))
-            self._stored_ends = n
+    def _trim(self) -> None:
+        """Shrink every array to exactly the committed episodes (writers: on open and on close).
+
+        Appends grow arrays ahead of need (fewer metadata writes); a killed append leaves data
+        past the last commit. Entries of ``episode_ends`` past the commits are always -1 (its
+        fill value, written explicitly when it grows), so shrinking it never uncovers an old end.
+        """
+        steps, n = self.num_steps, len(self)
+        resizes = [(a, (steps, *a.shape[1:])) for a in self._arrays.values() if a.shape[0] != steps]
+        resizes += [(a, (n,)) for a in (*self._columns_arrays.values(), self._ends_array) if a.shape[0] != n]
+        _run_all(array._async_array.resize(shape) for array, shape in resizes)
         for leftover in self.path.rglob("*.partial"):  # temp files of an interrupted atomic write
             leftover.unlink(missing_ok=True)
 
@@ -268,21 +289,37 @@ class EpisodeStore:
             self._arrays = {key: self._root[f"data/{key}"] for key in DATA_KEYS}
 
         start, length, index = self.num_steps, len(episode), len(self)
-        for key, array in self._arrays.items():
-            array.resize((start + length, *array.shape[1:]))
-            array[start:] = getattr(episode, key)
-        for name, value in meta.items():
-            column = self._root[f"meta/episodes/{name}"]
-            column.resize((index + 1,))
-            column[index] = value
-        ends = self._root[EPISODE_ENDS]
-        ends.resize((index + 1,))
-        ends[index] = start + length  # the commit point
-        self._ends = np.append(self._ends, start + length)
-        self._stored_ends = index + 1
+        end = start + length
+        self._reserve(end, index + 1)
+        # Data and metadata first, all files written concurrently ...
+        writes = [array._async_array.setitem(slice(start, end), getattr(episode, key))
+                  for key, array in self._arrays.items()]
+        writes += [self._columns_arrays[name]._async_array.setitem(index, value) for name, value in meta.items()]
+        _run_all(writes)
+        # ... then the commit point: one atomic chunk write of episode_ends.
+        self._ends_array[index] = end
+        self._ends = np.append(self._ends, end)
         for name, value in meta.items():
             self._columns[name].append(value)
         return index
+
+    def _reserve(self, steps: int, episodes: int) -> None:
+        """Grow the arrays (shape only: unwritten chunks cost nothing) to hold this many."""
+        resizes = []
+        capacity = self._arrays["rgb"].shape[0]
+        if capacity < steps:
+            grown = max(steps, 2 * capacity, 16 * RGB_CHUNK_STEPS)
+            resizes += [(a, (grown, *a.shape[1:])) for a in self._arrays.values()]
+        capacity = self._ends_array.shape[0]
+        fill_ends = None
+        if capacity < episodes:
+            grown = -(-episodes // META_CHUNK_EPISODES) * META_CHUNK_EPISODES
+            resizes += [(a, (grown,)) for a in (*self._columns_arrays.values(), self._ends_array)]
+            fill_ends = (capacity, grown)
+        if resizes:
+            _run_all(array._async_array.resize(shape) for array, shape in resizes)
+        if fill_ends:  # explicit -1s: a chunk may hold ends from before a shrink (see _trim)
+            self._ends_array[fill_ends[0] : fill_ends[1]] = -1
 
     def extend(self, episodes: Iterable[Episode]) -> list[int]:
         return [self.append(ep) for ep in episodes]
@@ -389,9 +426,14 @@ class EpisodeStore:
 
     # --- lifetime ----------------------------------------------------------------------------------
     def close(self) -> None:
+        """Release the writer lock (after trimming the arrays to the committed episodes)."""
         if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+            try:
+                if hasattr(self, "_ends_array"):
+                    self._trim()
+            finally:
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> EpisodeStore:
         return self
@@ -400,10 +442,14 @@ class EpisodeStore:
         self.close()
 
     def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+        # Only the lock: zarr's I/O thread may be gone at interpreter exit, and untrimmed
+        # arrays are cut back by the next writer's open anyway.
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            try:
+                lock.release()
+            except Exception:
+                pass
 
     def __repr__(self) -> str:
         return f"EpisodeStore({str(self.path)!r}, mode={self.mode!r}, episodes={len(self)}, steps={self.num_steps})"

@@ -1,0 +1,94 @@
+"""Episode store speed and size on real rendered MetaWorld frames.
+
+    MUJOCO_GL=egl python benchmarks/store_throughput.py          # ~1 min on 2 CPU cores
+
+1. Append throughput: scripted-expert episodes (rendered at --size px) appended to a fresh store,
+   MB/s of raw episode bytes (rgb + action + state + success). Goal: >= 100 MB/s.
+2. Window read latency: random 16-step rgb windows ``store.get(i, "rgb", slice(t, t + 16))`` from
+   a freshly opened read-only store, median ms. Goal: < 5 ms.
+3. Compression: raw rgb bytes / rgb bytes on disk. Goal: >= 5x.
+
+The last line is machine-readable:
+    append_mb_s=<x> window_ms=<x> compression=<x>
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+
+TASKS = ("drawer-open-v3", "button-press-v3", "door-open-v3", "reach-v3")
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=64, help="frame size (pixels)")
+    p.add_argument("--seeds", type=int, default=3, help="expert episodes rendered per task")
+    p.add_argument("--copies", type=int, default=8, help="times the rendered episodes are appended")
+    p.add_argument("--windows", type=int, default=500, help="random windows read")
+    p.add_argument("--window", type=int, default=16)
+    args = p.parse_args()
+
+    from embodied.store import EpisodeStore
+    from sim.rollout import rollout_many
+
+    jobs = [dict(task=t, seed=s, image_size=args.size) for t in TASKS for s in range(args.seeds)]
+    episodes = list(rollout_many(jobs, workers=2, progress=False, ordered=True))
+    raw_per_round = sum(ep.rgb.nbytes + ep.action.nbytes + ep.state.nbytes + ep.success.nbytes for ep in episodes)
+    steps = sum(len(ep) for ep in episodes) * args.copies
+    print(f"{len(episodes)} rendered expert episodes ({', '.join(TASKS)}), {args.size}px, "
+          f"appended {args.copies}x: {steps} steps, {raw_per_round * args.copies / 1e6:.0f} MB raw")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.zarr"
+        with EpisodeStore(path, mode="a") as store:
+            store.append(episodes[0])  # creates the arrays: not part of the timing
+            t0 = time.perf_counter()
+            for _ in range(args.copies):
+                for ep in episodes:
+                    store.append(ep)
+            append_s = time.perf_counter() - t0
+        append_mb_s = raw_per_round * args.copies / 1e6 / append_s
+
+        raw_rgb = sum(ep.rgb.nbytes for ep in episodes) * args.copies + episodes[0].rgb.nbytes
+        compression = raw_rgb / dir_bytes(path / "data" / "rgb")
+
+        store = EpisodeStore(path)
+        rng = np.random.default_rng(0)
+        lengths = store.episode_lengths()
+        candidates = np.flatnonzero(lengths >= args.window)
+        latencies = []
+        for _ in range(args.windows):
+            i = int(rng.choice(candidates))
+            t = int(rng.integers(0, lengths[i] - args.window + 1))
+            t0 = time.perf_counter()
+            window = store.get(i, "rgb", slice(t, t + args.window))
+            latencies.append((time.perf_counter() - t0) * 1e3)
+            assert window.shape[0] == args.window
+        window_ms = statistics.median(latencies)
+
+    print()
+    print("| measure | value | goal | ratio to goal |")
+    print("|---|---:|---:|---:|")
+    print(f"| append (raw MB/s) | {append_mb_s:.0f} | >= 100 | {append_mb_s / 100:.1f}x |")
+    print(f"| 16-step window read (median ms; p90 {np.percentile(latencies, 90):.2f}) | {window_ms:.2f} | < 5 | "
+          f"{5 / window_ms:.1f}x |")
+    print(f"| rgb compression (raw / on disk) | {compression:.1f}x | >= 5x | {compression / 5:.1f}x |")
+    print()
+    print(f"append_mb_s={append_mb_s:.1f} window_ms={window_ms:.2f} compression={compression:.1f}")
+
+
+if __name__ == "__main__":
+    main()

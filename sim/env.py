@@ -25,6 +25,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sim.catalog import check_task
+from sim.gl_compat import preload_triton
 
 CAMERAS: tuple[str, ...] = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
 # MetaWorld's corner cameras are defined upside down; their frames are rotated by 180 degrees.
@@ -155,6 +156,7 @@ class MetaWorldEnv(gym.Env):
 
     # --- rendering -------------------------------------------------------------------------------
     def _new_renderer(self) -> mujoco.Renderer:
+        preload_triton()  # before Mesa's LLVM is loaded (see sim/gl_compat.py)
         size = self.image_size
         renderer = mujoco.Renderer(self._mw.model, size, size)
         global _ATEXIT_REGISTERED

@@ -196,3 +196,14 @@ def test_every_task_creates_resets_and_steps():
             assert isinstance(info["success"], bool)
         finally:
             e.close()
+
+
+def test_torch_libraries_load_after_rendering():
+    """diffusers (through Triton) must import in a process that has already rendered frames."""
+    import subprocess
+    import sys
+
+    code = ("from sim.env import make_env; e = make_env('reach-v3', image_size=16); e.reset(seed=0); e.close(); "
+            "import diffusers.utils.peft_utils; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "MUJOCO_GL": "egl"})
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]

@@ -35,7 +35,7 @@ class TrainVideoConfig:
     preset: PresetConfig = field(default_factory=PresetConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     task_set: TaskSetConfig = field(default_factory=TaskSetConfig)  # train on these tasks' episodes
-    model: VideoModelConfig = field(default_factory=VideoModelConfig)
+    video_model: VideoModelConfig = field(default_factory=VideoModelConfig)  # configs/video_model/<preset>.yaml
     train: TrainConfig = field(default_factory=TrainConfig)
     store: str = "data/demos.zarr"  # episode store to read
     sources: list[str] = field(default_factory=lambda: ["expert"])  # episode sources to train on
@@ -93,7 +93,7 @@ def train_video(cfg: TrainVideoConfig, run_dir: str | Path, episodes: list[int] 
     """Train the planner on the selected store episodes (or ``episodes``); return the loop's result.
 
     The model comes from, in order: the run dir's latest checkpoint (resume), ``train.init_from``
-    (fine-tune; its config wins over ``model``), or a fresh ``model``.
+    (fine-tune; its config wins over ``video_model``), or a fresh ``video_model``.
     """
     from embodied.clips import PlanClipDataset
     from embodied.store import EpisodeStore
@@ -109,13 +109,13 @@ def train_video(cfg: TrainVideoConfig, run_dir: str | Path, episodes: list[int] 
                 f"no episodes to train on in {cfg.store}: tasks={tasks}, sources={list(cfg.sources)}, "
                 f"success_only={cfg.success_only} (collect demos first: embodied-collect store={cfg.store})"
             )
-        if store.image_size != (cfg.model.image_size, cfg.model.image_size) and cfg.model.space == "pixel":
-            raise ValueError(f"the store's frames are {store.image_size} but model.image_size={cfg.model.image_size}: "
-                             f"set model.image_size (or collect at that size)")
+        if store.image_size != (cfg.video_model.image_size, cfg.video_model.image_size) and cfg.video_model.space == "pixel":
+            raise ValueError(f"the store's frames are {store.image_size} but video_model.image_size={cfg.video_model.image_size}: "
+                             f"set video_model.image_size (or collect at that size)")
 
     source = latest_checkpoint(run_dir) if cfg.train.resume else None
     source = source or (Path(cfg.train.init_from) if cfg.train.init_from else None)
-    planner = load_planner(source) if source is not None else Planner(cfg.model)
+    planner = load_planner(source) if source is not None else Planner(cfg.video_model)
     clips = PlanClipDataset(cfg.store, episodes, planner.config.num_frames, cfg.instruction_from_catalog, cfg.train.seed)
     log.info("training the planner on %d episodes (%d clips) of %d tasks", len(episodes), len(clips), len(tasks))
     trainable = _planner_trainable(planner, clips, cfg.num_sample_plans, cfg.train.seed)

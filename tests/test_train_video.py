@@ -13,8 +13,8 @@ from embodied.store import EpisodeStore
 from embodied.train_video import TrainVideoConfig, train_video
 from embodied.training import latest_checkpoint
 
-TINY_MODEL = ["model.image_size=32", "model.base_channels=8", "model.channel_mult=[1,2]",
-              "model.attention_resolutions=[8]", "model.norm_groups=4", "model.num_frames=3", "model.sample_steps=2"]
+TINY_MODEL = ["video_model.image_size=32", "video_model.base_channels=8", "video_model.channel_mult=[1,2]",
+              "video_model.attention_resolutions=[8]", "video_model.norm_groups=4", "video_model.num_frames=3", "video_model.sample_steps=2"]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_train_resume_and_finetune(demo_store, tmp_path):
 def test_bad_inputs(demo_store, tmp_path):
     with pytest.raises(ValueError, match="no episodes to train on"):
         train_video(_cfg(demo_store, "sources=[robot]"), tmp_path / "a")
-    with pytest.raises(ValueError, match="model.image_size"):
-        train_video(_cfg(demo_store, "model.image_size=64"), tmp_path / "b")
+    with pytest.raises(ValueError, match="video_model.image_size"):
+        train_video(_cfg(demo_store, "video_model.image_size=64"), tmp_path / "b")
     with pytest.raises(FileNotFoundError):
         train_video(_cfg(demo_store, f"store={tmp_path / 'nope.zarr'}"), tmp_path / "c")

@@ -451,5 +451,11 @@ class EpisodeStore:
             except Exception:
                 pass
 
+    def __reduce__(self):
+        """Pickled as (path, "r"): a DataLoader worker reopens the store read-only."""
+        if self.mode != "r":
+            raise TypeError(f"{self.path} is open for writing: only read-only stores can be sent to other processes")
+        return (EpisodeStore, (str(self.path), "r"))
+
     def __repr__(self) -> str:
         return f"EpisodeStore({str(self.path)!r}, mode={self.mode!r}, episodes={len(self)}, steps={self.num_steps})"

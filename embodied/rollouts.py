@@ -1,0 +1,347 @@
+"""Plan-and-execute rollouts in simulation: a planner's frames, followed by a policy, in MetaWorld.
+
+    episode, plans = rollout_plan_episode("reach-v3", 10_000, "oracle", policy, ExecutorConfig())
+    for result in rollout_plan_many(jobs, settings, workers=2):   # spawn workers, as they finish
+        ...
+
+Used by evaluation (``embodied.evaluate``) and, later, by the SAIL loop to practise target tasks.
+
+Planner specs: a ``video_models`` checkpoint directory, or ``"oracle"``: the scripted expert's own
+future frames for the same (task, seed) (see ``OraclePlanner``). Policy specs: a ``policies``
+checkpoint directory, or ``"expert"``: the scripted expert acts alone and no planner is asked
+(the upper bound of every planner + policy pair).
+
+Plans handed to ``policies.PlanExecutor`` are ``1 + K`` frames: frame 0 stands for the current
+frame (the executor skips it) and frames 1..K are the sub-goals, the last one the task's end. A
+video model predicts K future frames after its conditioning frame; the current frame is put in
+front of them, so both kinds of planner give the executor the same layout.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.config import ExecutorConfig
+from sim.catalog import instruction_for, validate_task_names
+from sim.rollout import WORKER_ENV, _environ
+from sim.types import Episode
+
+ORACLE = "oracle"  # planner spec: the scripted expert's future frames for the same (task, seed)
+EXPERT = "expert"  # policy spec: the scripted expert itself, no planner
+DEFAULT_ORACLE_FRAMES = 7  # K sub-goal frames per oracle plan: the video model's default num_frames
+CHECKPOINT_FORMATS = {"planner": "video_models.planner", "policy": "policies.checkpoint"}  # config.json "format"
+
+
+# --- planners ---------------------------------------------------------------------------------------
+class OraclePlanner:
+    """Ground-truth plans: the frames of one expert episode of the same (task, seed).
+
+    Asked to plan from the current frame, it finds the expert frame closest to it (pixel MSE; the
+    earliest on ties) and returns that frame followed by ``num_frames`` frames evenly spaced after
+    it, ending at the expert's last frame: uint8 (1 + K, H, W, 3). ``indices`` logs which expert
+    frames each plan used.
+    """
+
+    def __init__(self, expert_frames: np.ndarray, num_frames: int = DEFAULT_ORACLE_FRAMES):
+        frames = np.asarray(expert_frames)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or len(frames) == 0:
+            raise ValueError(f"expert_frames must be uint8 (L, H, W, 3), got {frames.dtype} {frames.shape}")
+        if int(num_frames) < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        self.frames, self.num_frames = frames, int(num_frames)
+        self._flat = frames.reshape(len(frames), -1).astype(np.float32)
+        self.indices: list[np.ndarray] = []
+
+    def closest(self, frame: np.ndarray) -> int:
+        d = self._flat - np.asarray(frame, np.float32).reshape(1, -1)
+        return int(np.argmin(np.mean(d * d, axis=1)))
+
+    def plan_indices(self, frame: np.ndarray) -> np.ndarray:
+        start = self.closest(frame)
+        return np.rint(np.linspace(start, len(self.frames) - 1, self.num_frames + 1)).astype(np.int64)
+
+    def __call__(self, instruction: str, frame: np.ndarray) -> np.ndarray:
+        if np.shape(frame) != self.frames.shape[1:]:
+            raise ValueError(f"frame must have shape {self.frames.shape[1:]}, got {np.shape(frame)}")
+        idx = self.plan_indices(frame)
+        self.indices.append(idx)
+        return self.frames[idx]
+
+
+class VideoPlanFn:
+    """A ``video_models`` planner (``.plan(instruction, frame, num_steps, seed)``) as the executor's
+    planner: the current frame, then the K predicted frames. Plan i of an episode samples with a
+    seed fixed by (episode seed, i), so reruns and worker processes give the same plans.
+    """
+
+    def __init__(self, planner: Any, seed: int, num_steps: int | None = None):
+        if not callable(getattr(planner, "plan", None)):
+            raise TypeError(f"planner must have plan(instruction, first_frame, num_steps, seed), got {type(planner).__name__}")
+        self.planner, self.seed, self.num_steps, self.calls = planner, int(seed), num_steps, 0
+
+    def __call__(self, instruction: str, frame: np.ndarray) -> np.ndarray:
+        plan_seed = int(np.random.SeedSequence([self.seed, self.calls]).generate_state(1)[0])
+        self.calls += 1
+        future = np.asarray(self.planner.plan(instruction, frame, num_steps=self.num_steps, seed=plan_seed))
+        if future.ndim != 4 or future.shape[1:] != frame.shape:
+            raise ValueError(f"planner.plan must return uint8 (K, {', '.join(map(str, frame.shape))}), got {future.shape}")
+        return np.concatenate([frame[None], future.astype(np.uint8, copy=False)])
+
+
+# --- one episode ------------------------------------------------------------------------------------
+def rollout_plan_episode(
+    task: str,
+    seed: int,
+    planner: Any,
+    policy: Any,
+    executor_cfg: ExecutorConfig | None = None,
+    image_size: int = 64,
+    camera: str = "corner2",
+    *,
+    instruction: str | None = None,
+    checkpoint: str = "",
+    oracle_frames: int = DEFAULT_ORACLE_FRAMES,
+    plan_sample_steps: int | None = None,
+    max_episode_steps: int | None = None,
+    env: Any = None,
+) -> tuple[Episode, list]:
+    """One episode of ``task`` from ``reset(seed=seed)``: ``policy`` follows ``planner``'s plans.
+
+    planner: ``"oracle"``, a ``video_models`` planner (has ``.plan``), or an executor-style callable
+    ``(instruction, frame) -> uint8 (K, H, W, 3)`` whose frame 0 is the current frame.
+    policy: ``"expert"`` (then ``planner`` is not used) or an object with ``predict_action``.
+    The step budget, replanning and stopping come from ``executor_cfg`` for every kind of policy.
+    Returns the Episode (meta: source "plan" or "expert", success_gt from the simulator, task,
+    seed, instruction, checkpoint) and the plans made (``policies.PlanRecord``; none for the expert).
+    ``env``: a ``sim.make_env`` env of this task to reuse (its image size and camera apply).
+    """
+    episode, plans, _ = _rollout(task, seed, planner, policy, executor_cfg or ExecutorConfig(), image_size, camera,
+                                 instruction, checkpoint, oracle_frames, plan_sample_steps, max_episode_steps, env)
+    return episode, plans
+
+
+def _rollout(task, seed, planner, policy, cfg, image_size, camera, instruction, checkpoint, oracle_frames,
+             plan_sample_steps, max_episode_steps, env):
+    """``rollout_plan_episode`` plus the executor's sub-goal index per step (for videos)."""
+    from policies.executor import PlanExecutor
+    from sim.env import make_env
+    from sim.rollout import rollout_episode
+
+    instruction = instruction if instruction is not None else instruction_for(task, seed)
+    own_env = env is None
+    if own_env:
+        env = make_env(task, image_size=image_size, camera=camera, max_episode_steps=max_episode_steps)
+    try:
+        # The expert under the executor's budget and stopping rule: the same episode the oracle shows.
+        def expert_episode() -> Episode:
+            return rollout_episode(task, seed, max_steps=cfg.max_steps, instruction=instruction,
+                                   stop_on_success=cfg.stop_on_success,
+                                   extra_steps_after_success=cfg.extra_steps_after_success, env=env)
+
+        if isinstance(policy, str):
+            if policy != EXPERT:
+                raise ValueError(f"policy must be {EXPERT!r} or a policy object, got the string {policy!r}")
+            episode = expert_episode()
+            episode.meta.update(checkpoint=checkpoint, created_at=time.time())
+            return episode, [], None
+        if isinstance(planner, str):
+            if planner != ORACLE:
+                raise ValueError(f"planner must be {ORACLE!r} or a planner object, got the string {planner!r}")
+            plan_fn = OraclePlanner(expert_episode().rgb, oracle_frames)
+        elif callable(getattr(planner, "plan", None)):
+            plan_fn = VideoPlanFn(planner, seed, plan_sample_steps)
+        else:
+            plan_fn = planner
+        record = PlanExecutor(policy, plan_fn, cfg).run(env, instruction, seed=int(seed))
+    finally:
+        if own_env:
+            env.close()
+    meta = dict(task=task, instruction=instruction, source="plan", seed=int(seed),
+                success_gt=int(record.succeeded), checkpoint=checkpoint, created_at=time.time())
+    episode = Episode(rgb=record.frames, action=record.actions, state=record.states, success=record.success, meta=meta)
+    return episode, record.plans, record.subgoal_index
+
+
+# --- specs: checkpoint paths or the scripted stand-ins ------------------------------------------------
+def check_spec(spec: str, kind: str, image_size: int) -> dict[str, Any] | None:
+    """Check a planner / policy spec without loading weights; return its checkpoint config (None for
+    the oracle / expert). Raises FileNotFoundError for a missing path and ValueError for a
+    checkpoint whose image size is not the env's."""
+    word = ORACLE if kind == "planner" else EXPERT
+    if spec == word:
+        return None
+    path = Path(spec)
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{kind} checkpoint not found: {str(spec)!r} is not a directory with config.json "
+            f"(give a {kind} checkpoint directory, or {word!r})"
+        )
+    try:
+        doc = json.loads((path / "config.json").read_text())
+        fmt, config = doc["format"], doc["config"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path / 'config.json'} is not a {kind} checkpoint config ({type(e).__name__}: {e})") from e
+    if fmt != CHECKPOINT_FORMATS[kind]:
+        raise ValueError(f"{str(spec)!r} is a {fmt!r} checkpoint, not a {kind} ({CHECKPOINT_FORMATS[kind]!r})")
+    size = config.get("image_size")
+    if size != image_size:
+        raise ValueError(
+            f"the {kind} checkpoint {str(spec)!r} was trained on {size} px frames but the env renders "
+            f"{image_size} px (set image_size={size}, or use a {kind} trained at {image_size} px)"
+        )
+    return config
+
+
+def checkpoint_id(spec: str) -> str:
+    """What the episode's ``checkpoint`` column records for a spec: the resolved path, or the word."""
+    return spec if spec in (ORACLE, EXPERT) else str(Path(spec).resolve())
+
+
+def _load(kind: str, spec: str) -> Any:
+    if spec in (ORACLE, EXPERT):
+        return spec
+    if kind == "planner":
+        from video_models import load_planner
+
+        return load_planner(spec)
+    from policies import load_policy
+
+    return load_policy(spec)
+
+
+# --- many episodes, in this process or in spawn workers -----------------------------------------------
+@dataclass(frozen=True)
+class PlanJob:
+    """One episode to run: (task, seed, instruction) under a planner spec and a policy spec."""
+
+    task: str
+    seed: int
+    instruction: str = ""  # "": the catalog's instruction for (task, seed)
+    planner: str = ORACLE  # video_models checkpoint dir | "oracle"
+    policy: str = EXPERT  # policies checkpoint dir | "expert"
+    method: str = ""  # a label carried to the result (e.g. the evaluation's row name)
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """What every job of a run shares."""
+
+    image_size: int = 64  # square frames, pixels
+    camera: str = "corner2"  # MetaWorld camera
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # step budget, replanning, stopping
+    oracle_frames: int = DEFAULT_ORACLE_FRAMES  # K sub-goals per oracle plan
+    plan_sample_steps: int | None = None  # DDIM steps of a video planner; None: its config's
+    max_episode_steps: int | None = None  # env truncation; None: MetaWorld's 500
+
+
+@dataclass
+class PlanResult:
+    job: PlanJob
+    episode: Episode
+    plans: list  # policies.PlanRecord, in order
+    subgoal_index: np.ndarray | None  # (L,) plan frame used as goal for action t; None for the expert
+
+
+_WORKER_CACHE: dict[Any, Any] = {}  # in a worker: envs and models, kept across jobs
+
+
+def _init_worker(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    import torch
+
+    torch.set_num_threads(1)  # N workers use N cores
+
+
+def _cached(cache: dict, key: tuple, make) -> Any:
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+def _run_job(job: PlanJob, settings: RolloutSettings, cache: dict | None = None) -> PlanResult:
+    from sim.env import make_env
+
+    cache = _WORKER_CACHE if cache is None else cache
+    s = settings
+    env = _cached(cache, ("env", job.task), lambda: make_env(job.task, image_size=s.image_size, camera=s.camera,
+                                                              max_episode_steps=s.max_episode_steps))
+    policy = _cached(cache, ("policy", job.policy), lambda: _load("policy", job.policy))
+    planner = job.planner if job.policy == EXPERT else _cached(cache, ("planner", job.planner), lambda: _load("planner", job.planner))
+    checkpoint = f"planner={checkpoint_id(job.planner)};policy={checkpoint_id(job.policy)}" if job.policy != EXPERT else EXPERT
+    episode, plans, goals = _rollout(job.task, job.seed, planner, policy, s.executor, s.image_size, s.camera,
+                                     job.instruction or None, checkpoint, s.oracle_frames, s.plan_sample_steps,
+                                     s.max_episode_steps, env)
+    return PlanResult(job, episode, plans, goals)
+
+
+def _job_error(job: PlanJob, exc: BaseException) -> RuntimeError:
+    return RuntimeError(f"rollout of {job.method or 'job'} task={job.task!r} seed={job.seed} failed: "
+                        f"{type(exc).__name__}: {exc}")
+
+
+def rollout_plan_many(
+    jobs: Iterable[PlanJob], settings: RolloutSettings, workers: int = 2, progress: bool = True
+) -> Iterator[PlanResult]:
+    """Run ``jobs`` and yield their results as they finish.
+
+    ``workers`` > 1: that many spawn processes, each loading a planner / policy checkpoint once
+    and caching one env per task; 0 or 1: here, in order. A failing job raises RuntimeError naming
+    its task and seed (the worker's error is the cause).
+    """
+    jobs = list(jobs)
+    validate_task_names([job.task for job in jobs])
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), desc="eval rollouts", unit="ep")
+    try:
+        runner = _run_here(jobs, settings) if workers <= 1 else _run_pool(jobs, settings, int(workers))
+        for result in runner:
+            if bar is not None:
+                bar.update(1)
+            yield result
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _run_here(jobs: list[PlanJob], settings: RolloutSettings) -> Iterator[PlanResult]:
+    cache: dict = {}
+    try:
+        for job in jobs:
+            try:
+                result = _run_job(job, settings, cache)
+            except Exception as exc:
+                raise _job_error(job, exc) from exc
+            yield result
+    finally:
+        for key, value in cache.items():
+            if key[0] == "env":
+                value.close()
+
+
+def _run_pool(jobs: list[PlanJob], settings: RolloutSettings, workers: int) -> Iterator[PlanResult]:
+    ctx = mp.get_context("spawn")
+    pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(WORKER_ENV,))
+    try:
+        with _environ(WORKER_ENV):  # workers start during the submits and inherit this
+            futures = {pool.submit(_run_job, job, settings): job for job in jobs}
+        for fut in cf.as_completed(futures):
+            try:
+                result = fut.result()
+            except Exception as exc:
+                raise _job_error(futures[fut], exc) from exc
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

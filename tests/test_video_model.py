@@ -273,3 +273,15 @@ def test_config_is_a_structured_config_and_json_round_trips():
     with pytest.raises(ValueError, match="unknown VideoModelConfig fields"):
         VideoModelConfig.from_dict({"image_sise": 64})
     assert {"VideoModelConfig", "VideoDiffusion", "Planner", "load_planner"} <= set(video_models.__all__)
+
+
+def test_first_frame_residual_predicts_change_from_the_first_frame():
+    with pytest.raises(ValueError, match="first_frame_residual"):
+        tiny_config(first_frame_residual=True)  # v-prediction: the target is not a frame
+    model = VideoDiffusion(tiny_config(prediction_type="sample", first_frame_residual=True))
+    for p in model.unet.conv_out.parameters():  # a UNet that predicts "no change"
+        torch.nn.init.zeros_(p)
+    first = model.encode_frames(frames(2, 1)[:, 0])
+    x_t = torch.randn(2, model.cfg.num_frames, *first.shape[1:])
+    out = model.network(x_t, first, torch.tensor([500, 10]), model.text_encoder(list(INSTRUCTIONS[:2])))
+    torch.testing.assert_close(out, first[:, None].expand_as(out))  # x0 = the first frame, exactly

@@ -53,6 +53,7 @@ class VideoModelConfig:
     num_train_timesteps: int = 1000  # DDPM steps
     beta_schedule: str = "squaredcos_cap_v2"  # cosine schedule, as AVDC
     prediction_type: str = "v_prediction"  # what the UNet predicts: v_prediction | epsilon | sample
+    first_frame_residual: bool = False  # sample (x0) prediction only: predict x0 - first frame
     sample_steps: int = 10  # DDIM steps at sampling (10 for CPU; 50 on a GPU)
     ema_decay: float = 0.995  # EMA decay ceiling (diffusers EMAModel)
     ema_warmup: bool = True  # EMA decay ramps up from 0 (short runs still get a useful EMA)
@@ -87,6 +88,8 @@ class VideoModelConfig:
         for m in self.channel_mult:
             if (self.base_channels * m) % self.norm_groups:
                 bad(f"channels {self.base_channels * m} do not divide into norm_groups={self.norm_groups}")
+        if self.first_frame_residual and self.prediction_type != "sample":
+            bad("first_frame_residual needs prediction_type='sample' (x0): v / epsilon targets are not frames")
         if not 0.0 <= self.text_drop_prob < 1.0:
             bad(f"text_drop_prob must be in [0, 1), got {self.text_drop_prob}")
 

@@ -141,13 +141,23 @@ class VideoDiffusion(nn.Module):
         return postprocess(x)
 
     # --- the network, with optional classifier-free guidance ----------------------------------
+    def network(self, x_t: torch.Tensor, first: torch.Tensor, t: torch.Tensor | int, text: torch.Tensor) -> torch.Tensor:
+        """The UNet's output in cfg.prediction_type; with ``first_frame_residual`` (x0-prediction
+        only) the UNet predicts the change from the first frame, so still background comes out
+        exactly and a small model spends its capacity on what moves."""
+        out = self.unet(x_t, first, t, text)
+        if self.cfg.first_frame_residual:
+            out = out + first[:, None]
+        return out
+
     def model_output(self, x_t: torch.Tensor, t: torch.Tensor, first: torch.Tensor, text: torch.Tensor,
                      guidance_scale: float | None = None) -> torch.Tensor:
         """UNet output (in cfg.prediction_type) for x_t (B, K, C, h, w), first (B, C, h, w), text (B, D)."""
         s = self.cfg.guidance_scale if guidance_scale is None else guidance_scale
         if s == 1.0:
-            return self.unet(x_t, first, t, text)
-        both = self.unet(torch.cat([x_t, x_t]), torch.cat([first, first]), t, torch.cat([text, torch.zeros_like(text)]))
+            return self.network(x_t, first, t, text)
+        both = self.network(torch.cat([x_t, x_t]), torch.cat([first, first]), t,
+                            torch.cat([text, torch.zeros_like(text)]))
         cond, uncond = both.chunk(2)
         return uncond + s * (cond - uncond)
 
@@ -181,7 +191,7 @@ class VideoDiffusion(nn.Module):
             target = self.noise_scheduler.get_velocity(x0, noise, t)
         else:
             target = noise if self.cfg.prediction_type == "epsilon" else x0
-        pred = self.unet(x_t, first, t, text)
+        pred = self.network(x_t, first, t, text)
         loss = F.mse_loss(pred.float(), target.float())
         return loss, {"loss": loss.item()}
 

@@ -1,0 +1,99 @@
+"""embodied-train-grader: train the learned success grader on store episodes labelled by the simulator.
+
+    embodied-train-grader store=data/grader.zarr task_set=train_8 max_seed=13
+    embodied-grade grader=learned grader.path=<this run dir>/grader store=data/grader.zarr min_seed=14
+
+Positives: the final and success-flagged frames of successful episodes. Negatives: failed
+episodes (truncated or noised experts, failed rollouts) and early frames of successful ones (the
+task is not done yet); see embodied.vlm.grader_data. Same loop and run-dir layout as the other
+trainers (metrics.jsonl, checkpoints/, resume); the grader is ``run_dir / "grader"``
+(``embodied.vlm.load_grader``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+from embodied.config import PresetConfig, TaskSetConfig
+from embodied.training import TrainConfig, TrainResult, Trainable, fit, latest_checkpoint
+from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig
+from sim.catalog import validate_task_names
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainGraderConfig:
+    preset: PresetConfig = field(default_factory=PresetConfig)
+    task_set: TaskSetConfig = field(default_factory=TaskSetConfig)  # train on these tasks' episodes
+    model: SuccessClassifierConfig = field(default_factory=SuccessClassifierConfig)
+    data: GraderDataConfig = field(default_factory=GraderDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    store: str = "data/grader.zarr"  # episode store with success_gt labels (unlabelled episodes are skipped)
+    sources: list[str] | None = None  # episode sources to train on; None: all
+    min_seed: int | None = None  # seed range to train on (inclusive): keep evaluation seeds outside it
+    max_seed: int | None = None
+
+
+ConfigStore.instance().store(name="train_grader_schema", node=TrainGraderConfig)
+
+
+def train_grader(cfg: TrainGraderConfig, run_dir: str | Path, episodes: list[int] | None = None) -> TrainResult:
+    """Train the success classifier on the selected episodes (or ``episodes``); saves run_dir / "grader"."""
+    from embodied.store import EpisodeStore
+    from embodied.vlm.grader_data import GraderSamples, select_episodes
+    from embodied.vlm.learned import SuccessClassifier
+
+    run_dir = Path(run_dir)
+    tasks = validate_task_names(list(cfg.task_set.tasks))
+    store = EpisodeStore(cfg.store, mode="r")
+    if episodes is None:
+        episodes = select_episodes(store, tasks, cfg.sources, cfg.min_seed, cfg.max_seed)
+    if store.image_size != (cfg.model.image_size, cfg.model.image_size):
+        raise ValueError(f"the store's frames are {store.image_size} but model.image_size={cfg.model.image_size}")
+    dataset = GraderSamples(store, episodes, cfg.model.frames, cfg.model.frame_gap, cfg.data)
+    if not dataset.num_positive or not dataset.num_negative:
+        raise ValueError(
+            f"need successes and failures to train a grader: {len(episodes)} labelled episodes in {cfg.store} "
+            f"(tasks={tasks}, sources={cfg.sources}, seeds {cfg.min_seed}..{cfg.max_seed}) give "
+            f"{dataset.num_positive} positive and {dataset.num_negative} negative samples. Collect failures with "
+            f"embodied.vlm.grader_data.build_grader_store")
+
+    source = latest_checkpoint(run_dir) if cfg.train.resume else None
+    source = source or (Path(cfg.train.init_from) if cfg.train.init_from else None)
+    model = SuccessClassifier.load(source) if source is not None else SuccessClassifier(cfg.model)
+    model.train()
+    # Balance the classes in the loss: a negative is as costly to miss as a positive.
+    model.pos_weight.fill_(dataset.num_negative / dataset.num_positive)
+    log.info("training the success grader on %d episodes: %d samples (%d positive)", len(episodes), len(dataset),
+             dataset.num_positive)
+
+    def load(path: Path) -> None:
+        model.load_state_dict(SuccessClassifier.load(path).state_dict())
+
+    trainable = Trainable(module=model, save=model.save, load=load)
+    record = {"model": asdict(model.config), "data": asdict(cfg.data), "store": str(cfg.store),
+              "episodes": len(episodes), "tasks": tasks, "seeds": [cfg.min_seed, cfg.max_seed]}
+    result = fit(trainable, dataset, cfg.train, run_dir, config_record=record)
+    model.save(run_dir / "grader")
+    return result
+
+
+@hydra.main(config_path="pkg://configs", config_name="train_grader", version_base="1.3")
+def main(cfg) -> None:
+    cfg_obj: TrainGraderConfig = OmegaConf.to_object(cfg)
+    out = Path(HydraConfig.get().runtime.output_dir)
+    result = train_grader(cfg_obj, out)
+    print(f"trained {result.steps} steps (resumed from {result.resumed_from}) in {result.wall_s:.0f} s, "
+          f"last loss {result.last_loss:.4f}; grader: {out / 'grader'}")
+
+
+if __name__ == "__main__":
+    main()

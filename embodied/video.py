@@ -17,13 +17,15 @@ MIN_PANEL = 128  # small frames are enlarged (nearest neighbour) to at least thi
 def write_mp4(path: str | Path, frames: np.ndarray | Sequence[np.ndarray], fps: int = 20) -> Path:
     """Write uint8 frames (T, H, W, 3) as an H.264 MP4 (imageio's ffmpeg plugin); returns the path.
 
-    H and W should be multiples of 16 (``plan_video`` output is); other sizes are padded by ffmpeg.
+    Sides that are not multiples of 16 (H.264 macro blocks) are padded with white.
     """
     import imageio.v2 as imageio
 
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise ValueError(f"frames must be uint8 (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}")
+    h, w = frames.shape[1:3]  # pad (white) to whole macro blocks rather than let ffmpeg resize
+    frames = np.pad(frames, ((0, 0), (0, -h % 16), (0, -w % 16), (0, 0)), constant_values=255)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with imageio.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=8,

@@ -59,6 +59,7 @@ test-full: install
 bench: install
 	$(PY) benchmarks/sim_throughput.py
 	$(PY) benchmarks/store_throughput.py
+	$(PY) benchmarks/planner_speed.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info outputs multirun

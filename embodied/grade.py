@@ -57,7 +57,7 @@ class GradeReport:
     def markdown(self, title: str) -> str:
         return (f"# {title}\n\n{metrics_table({'all': self.overall, **self.by_source})}\n\n"
                 f"Confusion (rows: simulator, columns: grader):\n\n{confusion_table(self.overall)}\n\n"
-                f"Per task:\n\n{metrics_table(self.by_task)}\n")
+                f"Per task:\n\n{metrics_table(self.by_task, label='task')}\n")
 
 
 def grade_store(cfg: GradeConfig, out_dir: str | Path | None = None) -> GradeReport:

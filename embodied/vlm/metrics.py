@@ -55,9 +55,9 @@ class BinaryMetrics:
         return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}  # JSON: null
 
 
-def metrics_table(rows: dict[str, BinaryMetrics]) -> str:
-    """Markdown: one row per named group (e.g. all episodes, then per source)."""
-    lines = ["| episodes | n | accuracy [95% CI] | precision | recall | F1 | TP | FP | FN | TN |",
+def metrics_table(rows: dict[str, BinaryMetrics], label: str = "episodes") -> str:
+    """Markdown: one row per named group (e.g. all episodes, then per source); ``label`` heads the names."""
+    lines = [f"| {label} | n | accuracy [95% CI] | precision | recall | F1 | TP | FP | FN | TN |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, m in rows.items():
         lines.append(f"| {name} | {m.total} | {m.accuracy} | {_num(m.precision)} | {_num(m.recall)} | {_num(m.f1)} | "

@@ -60,6 +60,7 @@ bench: install
 	$(PY) benchmarks/sim_throughput.py
 	$(PY) benchmarks/store_throughput.py
 	$(PY) benchmarks/planner_speed.py
+	$(PY) benchmarks/policy_speed.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info outputs multirun

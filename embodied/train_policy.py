@@ -75,7 +75,8 @@ def train_policy(cfg: TrainPolicyConfig, run_dir: str | Path, episodes: list[int
     trainable = Trainable(module=policy, save=policy.save, load=load)
     record = {"model": policy.config.to_dict(), "store": str(cfg.store), "episodes": len(episodes), "tasks": tasks}
     result = fit(trainable, dataset, cfg.train, run_dir, config_record=record)
-    policy.save(run_dir / "policy")
+    if result.main_process:  # under DDP every rank holds the same weights; one writes them
+        policy.save(run_dir / "policy")
     return result
 
 

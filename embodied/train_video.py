@@ -122,7 +122,8 @@ def train_video(cfg: TrainVideoConfig, run_dir: str | Path, episodes: list[int] 
     trainable = _planner_trainable(planner, clips, cfg.num_sample_plans, cfg.train.seed)
     record = {"model": planner.config.to_dict(), "store": str(cfg.store), "episodes": len(episodes), "tasks": tasks}
     result = fit(trainable, clips, cfg.train, run_dir, config_record=record)
-    planner.save(run_dir / "planner")
+    if result.main_process:  # under DDP every rank holds the same weights; one writes them
+        planner.save(run_dir / "planner")
     return result
 
 

@@ -101,6 +101,7 @@ class TrainResult:
     checkpoint: Path
     wall_s: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    main_process: bool = True  # False on the other ranks of a DDP run: they write no files
 
 
 # --- optimizer state without pickles -----------------------------------------------------------
@@ -286,4 +287,4 @@ def fit(
     accelerator.wait_for_everyone()
     return TrainResult(steps=step, resumed_from=start_step, last_loss=last_loss,
                        checkpoint=last_ckpt or latest_checkpoint(run_dir), wall_s=time.perf_counter() - t_start,
-                       history=history)
+                       history=history, main_process=main)

@@ -82,7 +82,8 @@ def train_grader(cfg: TrainGraderConfig, run_dir: str | Path, episodes: list[int
     record = {"model": asdict(model.config), "data": asdict(cfg.data), "store": str(cfg.store),
               "episodes": len(episodes), "tasks": tasks, "seeds": [cfg.min_seed, cfg.max_seed]}
     result = fit(trainable, dataset, cfg.train, run_dir, config_record=record)
-    model.save(run_dir / "grader")
+    if result.main_process:  # under DDP every rank holds the same weights; one writes them
+        model.save(run_dir / "grader")
     return result
 
 
@@ -91,8 +92,7 @@ def main(cfg) -> None:
     cfg_obj: TrainGraderConfig = OmegaConf.to_object(cfg)
     out = Path(HydraConfig.get().runtime.output_dir)
     result = train_grader(cfg_obj, out)
-    print(f"trained {result.steps} steps (resumed from {result.resumed_from}) in {result.wall_s:.0f} s, "
-          f"last loss {result.last_loss:.4f}; grader: {out / 'grader'}")
+    print(result.summary("grader", out / "grader"))
 
 
 if __name__ == "__main__":

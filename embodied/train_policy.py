@@ -48,6 +48,8 @@ def train_policy(cfg: TrainPolicyConfig, run_dir: str | Path, episodes: list[int
 
     run_dir = Path(run_dir)
     tasks = validate_task_names(list(cfg.task_set.tasks))
+    if not Path(cfg.store).exists():
+        raise FileNotFoundError(f"no episode store at {cfg.store}: collect demos first (embodied-collect store={cfg.store})")
     store = EpisodeStore(cfg.store, mode="r")
     if episodes is None:
         conditions = {"task": tasks, "source": list(cfg.sources)}
@@ -85,8 +87,7 @@ def main(cfg) -> None:
     cfg_obj: TrainPolicyConfig = OmegaConf.to_object(cfg)
     out = Path(HydraConfig.get().runtime.output_dir)
     result = train_policy(cfg_obj, out)
-    print(f"trained {result.steps} steps (resumed from {result.resumed_from}) in {result.wall_s:.0f} s, "
-          f"last loss {result.last_loss:.4f}; policy: {out / 'policy'}")
+    print(result.summary("policy", out / "policy"))
 
 
 if __name__ == "__main__":

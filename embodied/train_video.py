@@ -102,6 +102,8 @@ def train_video(cfg: TrainVideoConfig, run_dir: str | Path, episodes: list[int] 
 
     run_dir = Path(run_dir)
     tasks = validate_task_names(list(cfg.task_set.tasks))
+    if not Path(cfg.store).exists():
+        raise FileNotFoundError(f"no episode store at {cfg.store}: collect demos first (embodied-collect store={cfg.store})")
     with EpisodeStore(cfg.store, mode="r") as store:
         if episodes is None:
             episodes = select_episodes(store, tasks, list(cfg.sources), cfg.success_only)
@@ -130,9 +132,9 @@ def train_video(cfg: TrainVideoConfig, run_dir: str | Path, episodes: list[int] 
 @hydra.main(config_path="pkg://configs", config_name="train_video", version_base="1.3")
 def main(cfg) -> None:
     cfg_obj: TrainVideoConfig = OmegaConf.to_object(cfg)
-    result = train_video(cfg_obj, HydraConfig.get().runtime.output_dir)
-    print(f"trained {result.steps} steps (resumed from {result.resumed_from}) in {result.wall_s:.0f} s, "
-          f"last loss {result.last_loss:.4f}; planner: {Path(HydraConfig.get().runtime.output_dir) / 'planner'}")
+    out = Path(HydraConfig.get().runtime.output_dir)
+    result = train_video(cfg_obj, out)
+    print(result.summary("planner", out / "planner"))
 
 
 if __name__ == "__main__":

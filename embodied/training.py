@@ -103,6 +103,11 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     main_process: bool = True  # False on the other ranks of a DDP run: they write no files
 
+    def summary(self, what: str, path: Path) -> str:
+        """The line a training CLI prints at the end."""
+        return (f"trained {self.steps} steps (resumed from {self.resumed_from}) in {self.wall_s:.0f} s, "
+                f"last loss {self.last_loss:.4f}; {what}: {path}")
+
 
 # --- optimizer state without pickles -----------------------------------------------------------
 def _save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:

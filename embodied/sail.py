@@ -351,6 +351,8 @@ def write_report(cfg: SailConfig, run_dir: Path, state: RunState) -> dict[str, A
     lines += [f"| {phase} | {info.get('wall_s', float('nan')):.0f} |" for phase, info in state.data["done"].items()]
 
     videos = out / "videos"
+    if videos.exists():  # the latest iteration moves on: no stale copies
+        shutil.rmtree(videos)
     if points:
         for label, (it, _) in (("first", points[0]), ("latest", points[-1])):
             src = run_dir / f"iter_{it}" / "eval" / "videos"

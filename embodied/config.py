@@ -5,6 +5,7 @@ Every field is documented where it is declared, so `--help` / `--cfg job` explai
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,3 +34,11 @@ class PresetConfig:
     workers: int = 2
     episodes_per_task: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def refuse_policy_override(program: str, accepted: str) -> None:
+    """Exit with a clear message on ``policy=...``: Hydra would read it as a choice of the policy/
+    config group (the policy architectures) and fail obscurely; checkpoints go in ``policy_ckpt``."""
+    if any(arg.startswith("policy=") for arg in sys.argv[1:]):
+        sys.exit(f"{program}: the policy is given as policy_ckpt={accepted} "
+                 f"(policy/ is the config group of policy architectures)")

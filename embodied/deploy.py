@@ -34,6 +34,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, OmegaConf
 
+from embodied.config import refuse_policy_override
 from embodied.robots import (
     EpisodeResult,
     EStop,
@@ -313,9 +314,7 @@ def _app(cfg) -> None:
 
 
 def main() -> None:
-    if any(arg.startswith("policy=") for arg in sys.argv[1:]):
-        sys.exit("embodied-deploy: the policy is given as policy_ckpt=<checkpoint dir> "
-                 "(policy/ is the config group of policy architectures)")
+    refuse_policy_override("embodied-deploy", "<checkpoint dir>")
     _app()
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from embodied.config import EnvConfig, PresetConfig, TaskSetConfig
+from embodied.config import EnvConfig, PresetConfig, TaskSetConfig, refuse_policy_override
 from embodied.report import TaskStats, write_eval_report
 from embodied.rollouts import (
     DEFAULT_ORACLE_FRAMES,
@@ -231,10 +230,7 @@ def _app(cfg) -> None:
 
 
 def main() -> None:
-    # Hydra would read policy=... as a choice of the policy/ config group and fail obscurely.
-    if any(arg.startswith("policy=") for arg in sys.argv[1:]):
-        sys.exit("embodied-eval: the policy is given as policy_ckpt=<checkpoint dir>|expert "
-                 "(policy/ is the config group of policy architectures)")
+    refuse_policy_override("embodied-eval", "<checkpoint dir>|expert")
     _app()
 
 

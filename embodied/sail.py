@@ -248,7 +248,9 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     targets = validate_task_names(list(cfg.target_set.tasks))
     if set(train_tasks) & set(targets) and cfg.target_demos_per_task == 0:
         log.warning("target tasks %s are also pretraining tasks", sorted(set(train_tasks) & set(targets)))
-    grader = make_grader(cfg.grader, run_dir)
+    from embodied.vlm import make_grader
+
+    grader = make_grader(cfg.grader)  # configs/grader/<name>.yaml: oracle | learned | vlm | none
     state = RunState(run_dir)
     store = _store_path(cfg, run_dir)
 
@@ -283,13 +285,6 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     _phase(state, f"{final}/eval", evaluate_targets, cfg=cfg, out=run_dir / final / "eval", planner=planner,
            policy=policy, upper_bounds=False)
     return write_report(cfg, run_dir, state)
-
-
-def make_grader(spec: dict[str, Any], run_dir: Path):
-    """The rollout filter of ``spec`` (configs/grader/<name>.yaml: oracle | learned | vlm | none)."""
-    from embodied.vlm import make_grader as make
-
-    return make(spec)
 
 
 # --- the report ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from embodied.shards import merge_stores
 from embodied.store import EpisodeStore
 
-from test_store import assert_same, make_episode
+from test_store import _wait_for, assert_same, make_episode
 
 ROOT = Path(__file__).resolve().parents[1]
 LENGTH, SIZE = 12, 16
@@ -73,13 +73,6 @@ MERGER = textwrap.dedent(
 def _popen(code: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT)
-
-
-def _wait_for(proc: subprocess.Popen, word: str) -> None:
-    for line in proc.stdout:
-        if line.startswith(word):
-            return
-    raise AssertionError(f"process exited before {word}: {proc.stderr.read()}")
 
 
 def _kill(proc: subprocess.Popen) -> None:

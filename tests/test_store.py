@@ -274,7 +274,7 @@ def _wait_for(proc: subprocess.Popen, word: str) -> None:
     for line in proc.stdout:
         if line.startswith(word):
             return
-    raise AssertionError(f"writer exited before {word}: {proc.stderr.read()}")
+    raise AssertionError(f"process exited before {word}: {proc.stderr.read()}")
 
 
 def _check_recovered(path: Path, seeds: list[int]) -> None:

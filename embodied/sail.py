@@ -67,10 +67,18 @@ class SailConfig:
     iterations: int = 3  # SAIL iterations
     rollouts_per_task: int = 10  # R: self-collected rollouts per target task and iteration
     rollout_seed_start: int = 1000  # iteration it uses seeds start + it * R .. (disjoint from demos)
-    eval_episodes_per_task: int = 10  # held-out evaluation episodes per target task
+    # Held-out evaluation episodes per target task after every iteration (fixed seeds from
+    # eval_seed_start). 0: each iteration's success is the simulator's verdict on its own rollouts
+    # (fresh seeds the model has never trained on when it is measured; half the simulation cost),
+    # and the last model is measured on R fresh seeds.
+    eval_episodes_per_task: int = 10
     eval_seed_start: int = 10_000  # disjoint from demo and rollout seeds
     self_training: bool = True  # false: the "no self-training" baseline (evaluate, never fine-tune)
     finetune_policy_too: bool = True  # fine-tune the IDM on kept episodes as well as the planner
+    # Share of fine-tuning samples drawn from the kept (self-collected) episodes: they are repeated
+    # until they make up this share of the training clips. Without it a few kept episodes drown in
+    # the demos of other tasks. 0: demos and kept episodes pooled as they are.
+    self_data_share: float = 0.5
     upper_bounds: bool = True  # iteration 0's evaluation also runs the expert and oracle-plan rows
     workers: int = 2  # rollout processes
     image_size: int = 64
@@ -193,6 +201,9 @@ def collect_rollouts(cfg: SailConfig, store_path: Path, out: Path, iteration: in
         with open(log_path, "a") as log_file:
             for result in rollout_plan_many(jobs, settings, workers=cfg.workers, progress=cfg.progress):
                 episode = result.episode
+                if result.job.seed < first + cfg.videos:  # plan beside execution, the lowest seeds
+                    _write_video(out / "videos" / f"{result.job.task}_seed{result.job.seed}.mp4", result,
+                                 f"iteration {iteration}")
                 verdict = grader.grade_episode(episode)
                 episode.meta.update(source="plan", sail_iteration=iteration, grader=grader.name,
                                     grader_score=float(verdict.score), checkpoint=planner)
@@ -205,8 +216,27 @@ def collect_rollouts(cfg: SailConfig, store_path: Path, out: Path, iteration: in
                 log_file.flush()
                 rows.append(row)
     current = [r for r in rows if (r["task"], r["seed"]) in {(t, s) for t in cfg.target_set.tasks for s in seeds}]
+    per_task = {t: [sum(r["success_gt"] == 1 for r in current if r["task"] == t),
+                    sum(r["task"] == t for r in current)] for t in cfg.target_set.tasks}
     return {"rollouts": len(current), "kept": sum(r["kept"] for r in current),
-            "rollout_success_gt": sum(r["success_gt"] for r in current), **grader_agreement(current)}
+            "rollout_success_gt": sum(r["success_gt"] for r in current), "tasks": per_task,
+            "seeds": [first, first + cfg.rollouts_per_task], **grader_agreement(current)}
+
+
+def _write_video(path: Path, result, title: str) -> None:
+    from embodied.video import plan_video, write_mp4
+
+    write_mp4(path, plan_video(result.episode.rgb, result.plans, result.subgoal_index, title=title), fps=20)
+
+
+def finetune_episodes(store, demos: list[int], kept: list[int], share: float) -> list[int]:
+    """Demos + kept episodes, the kept ones repeated so that they give ~``share`` of the steps."""
+    if not kept or share <= 0:
+        return demos + kept
+    demo_steps = sum(store.episode_length(i) for i in demos)
+    kept_steps = sum(store.episode_length(i) for i in kept)
+    repeat = max(1, round(share / (1 - share) * demo_steps / max(kept_steps, 1)))
+    return demos + kept * repeat
 
 
 def grader_agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -221,12 +251,14 @@ def grader_agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "accuracy": (tp + tn) / len(rows) if rows else nan}
 
 
-def evaluate_targets(cfg: SailConfig, out: Path, planner: str, policy: str, upper_bounds: bool) -> dict[str, Any]:
+def evaluate_targets(cfg: SailConfig, out: Path, planner: str, policy: str, upper_bounds: bool,
+                     episodes: int | None = None, seed_start: int | None = None) -> dict[str, Any]:
     """Held-out seeds, simulator ground truth: per-task successes of planner + policy on the targets."""
     from embodied.evaluate import EvalConfig, evaluate
 
     ec = EvalConfig(preset=cfg.preset, env=cfg.env, task_set=cfg.target_set, planner=planner, policy_ckpt=policy,
-                    episodes_per_task=cfg.eval_episodes_per_task, seed_start=cfg.eval_seed_start,
+                    episodes_per_task=episodes or cfg.eval_episodes_per_task,
+                    seed_start=cfg.eval_seed_start if seed_start is None else seed_start,
                     workers=cfg.workers, image_size=cfg.image_size, executor=cfg.executor, videos=cfg.videos,
                     upper_bounds=upper_bounds, progress=cfg.progress)
     result = evaluate(ec, out)
@@ -246,6 +278,13 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     train_tasks = validate_task_names(list(cfg.task_set.tasks))
     targets = validate_task_names(list(cfg.target_set.tasks))
+    if not 0 <= cfg.self_data_share < 1:
+        raise ValueError(f"self_data_share must be in [0, 1), got {cfg.self_data_share}")
+    if cfg.eval_episodes_per_task < 0 or cfg.rollouts_per_task < 1 or cfg.iterations < 0:
+        raise ValueError("need eval_episodes_per_task >= 0, rollouts_per_task >= 1 and iterations >= 0, got "
+                         f"{cfg.eval_episodes_per_task}, {cfg.rollouts_per_task}, {cfg.iterations}")
+    if cfg.eval_episodes_per_task == 0 and not cfg.self_training:
+        raise ValueError("self_training=false has no rollouts to measure: set eval_episodes_per_task > 0")
     if set(train_tasks) & set(targets) and cfg.target_demos_per_task == 0:
         log.warning("target tasks %s are also pretraining tasks", sorted(set(train_tasks) & set(targets)))
     from embodied.vlm import make_grader
@@ -269,11 +308,12 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
         if cfg.self_training:
             _phase(state, f"iter_{it}/rollouts", collect_rollouts, cfg=cfg, store_path=store, out=out, iteration=it,
                    planner=planner, policy=policy, grader=grader)
-        _phase(state, f"iter_{it}/eval", evaluate_targets, cfg=cfg, out=out / "eval", planner=planner, policy=policy,
-               upper_bounds=cfg.upper_bounds and it == 0)
+        if cfg.eval_episodes_per_task:
+            _phase(state, f"iter_{it}/eval", evaluate_targets, cfg=cfg, out=out / "eval", planner=planner,
+                   policy=policy, upper_bounds=cfg.upper_bounds and it == 0)
         if cfg.self_training:
             with EpisodeStore(store) as s:
-                episodes = demos + _kept_episodes(s, it)
+                episodes = finetune_episodes(s, demos, _kept_episodes(s, it), cfg.self_data_share)
             planner = _phase(state, f"iter_{it}/finetune_video", train_planner, cfg=cfg, store=store, out=out / "video",
                              train=cfg.finetune_video, init_from=planner, episodes=episodes)["checkpoint"]
             if cfg.finetune_policy_too:
@@ -282,8 +322,13 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
                                 episodes=episodes)["checkpoint"]
         write_report(cfg, run_dir, state)
     final = f"iter_{cfg.iterations}"
-    _phase(state, f"{final}/eval", evaluate_targets, cfg=cfg, out=run_dir / final / "eval", planner=planner,
-           policy=policy, upper_bounds=False)
+    if cfg.eval_episodes_per_task:
+        _phase(state, f"{final}/eval", evaluate_targets, cfg=cfg, out=run_dir / final / "eval", planner=planner,
+               policy=policy, upper_bounds=False)
+    else:  # the last model on R fresh seeds, as every earlier one was measured on its rollouts
+        _phase(state, f"{final}/eval", evaluate_targets, cfg=cfg, out=run_dir / final / "eval", planner=planner,
+               policy=policy, upper_bounds=False, episodes=cfg.rollouts_per_task,
+               seed_start=cfg.rollout_seed_start + cfg.iterations * cfg.rollouts_per_task)
     return write_report(cfg, run_dir, state)
 
 
@@ -294,11 +339,12 @@ def _grader_name(spec: Any) -> str:
 
 def _evaluations(state: RunState) -> list[tuple[int, dict[str, list[int]]]]:
     """(iteration, {task: [successes, episodes]}) of every finished evaluation, in order."""
-    points = []
-    for phase, info in state.data["done"].items():
-        if phase.endswith("/eval"):
-            points.append((int(phase.split("/")[0].removeprefix("iter_")), info["tasks"]))
-    return sorted(points)
+    found: dict[int, dict[str, list[int]]] = {}
+    for phase, info in state.data["done"].items():  # an evaluation wins over the rollouts' verdicts
+        it = int(phase.split("/")[0].removeprefix("iter_")) if phase.startswith("iter_") else None
+        if phase.endswith("/eval") or (phase.endswith("/rollouts") and f"iter_{it}/eval" not in state.data["done"]):
+            found[it] = info["tasks"]
+    return sorted(found.items())
 
 
 def write_report(cfg: SailConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
@@ -315,7 +361,10 @@ def write_report(cfg: SailConfig, run_dir: Path, state: RunState) -> dict[str, A
     lines = [f"# SAIL on {cfg.target_set.name} (pretrained on {cfg.task_set.name}), grader={_grader_name(cfg.grader)}, "
              f"self_training={cfg.self_training}", "",
              "Success on held-out seeds (simulator ground truth), 95 % Wilson intervals. Iteration k = the model "
-             "after k rounds of fine-tuning on its own filtered rollouts.", "",
+             "after k rounds of fine-tuning on its own filtered rollouts. "
+             + ("Measured on fixed evaluation seeds." if cfg.eval_episodes_per_task else
+                "Measured on iteration k's own rollouts (fresh seeds, graded by the simulator before any training "
+                "on them); the last row on fresh seeds after the last fine-tuning."), "",
              "| iteration | " + " | ".join(tasks) + " | mean (all episodes) |",
              "|---:|" + "---:|" * (len(tasks) + 1)]
     curve = []
@@ -351,6 +400,7 @@ def write_report(cfg: SailConfig, run_dir: Path, state: RunState) -> dict[str, A
     if points:
         for label, (it, _) in (("first", points[0]), ("latest", points[-1])):
             src = run_dir / f"iter_{it}" / "eval" / "videos"
+            src = src if src.exists() else run_dir / f"iter_{it}" / "videos"  # measured on its rollouts
             if src.exists():
                 shutil.copytree(src, videos / f"{label}_iter_{it}", dirs_exist_ok=True)
         lines += ["", f"Videos (plan beside execution): `videos/first_iter_{points[0][0]}/`, "

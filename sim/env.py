@@ -3,6 +3,10 @@
 Observations are ``{"rgb": uint8 (H, W, 3), "state": float32 (39,)}`` (goal-observable state).
 Frames come from one ``mujoco.Renderer`` per env with shadows, reflections and multisampling off,
 which is an order of magnitude faster than MetaWorld's default rendering under software EGL.
+The renderer draws simplified copies of the large visual meshes (the Sawyer robot's and a few
+task objects', see sim/lod.py), which look the same at these sizes and render about twice as
+fast; the physics keeps MetaWorld's model untouched. ``make_env(..., mesh_detail=1.0)`` renders
+MetaWorld's full meshes.
 
 Seeding: ``reset(seed=s)`` reseeds MetaWorld's own RNG and draws the task's initial
 configuration from it (``seeded_rand_vec``), so the same seed gives the same scene and different
@@ -26,6 +30,7 @@ from gymnasium import spaces
 
 from sim.catalog import check_task
 from sim.gl_compat import preload_triton
+from sim.lod import check_mesh_detail, render_model
 
 CAMERAS: tuple[str, ...] = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
 # MetaWorld's corner cameras are defined upside down; their frames are rotated by 180 degrees.
@@ -33,6 +38,11 @@ FLIPPED_CAMERAS: frozenset[str] = frozenset({"corner", "corner2", "corner3", "co
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512
 MAX_PATH_LENGTH = 500  # MetaWorld's max_path_length; stepping past it raises inside MetaWorld
 STATE_DIM = 39
+# Fraction of the large visual meshes' faces that frames are drawn with (sim/lod.py). 0.25 is an
+# ~8 mm clustering grid for the Sawyer: at most about a pixel at 128 px from the corner cameras
+# (8-15 mm per pixel), 2-4 pixels from behindGripper, which sees the arm from 0.2-0.5 m (use
+# mesh_detail=1.0 where that matters).
+MESH_DETAIL = 0.25
 
 
 def check_image_size(image_size: object) -> int:
@@ -108,10 +118,12 @@ class MetaWorldEnv(gym.Env):
         seed: int | None = None,
         max_episode_steps: int | None = None,
         render_mode: str | None = "rgb_array",
+        mesh_detail: float = MESH_DETAIL,
     ) -> None:
         self.task = check_task(task)
         self.image_size = check_image_size(image_size)
         self.camera = check_camera(camera)
+        self.mesh_detail = check_mesh_detail(mesh_detail)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
         self.render_mode = render_mode
@@ -142,7 +154,10 @@ class MetaWorldEnv(gym.Env):
             self.action_space.seed(int(seed))
             self.observation_space.seed(int(seed))
 
-        model = mw.model
+        # The renderers draw a copy of the physics model with simplified meshes (the physics model,
+        # its visual settings included, stays as MetaWorld built it). MetaWorld's own writes to its
+        # model at reset (body and site positions) reach the frames through MjData.
+        self._render_model = model = render_model(mw.model, self.mesh_detail)
         model.vis.quality.shadowsize = 0
         model.vis.quality.offsamples = 0
         # The offscreen buffer only needs our frame size (MetaWorld's is 480x480).
@@ -158,7 +173,7 @@ class MetaWorldEnv(gym.Env):
     def _new_renderer(self) -> mujoco.Renderer:
         preload_triton()  # before Mesa's LLVM is loaded (see sim/gl_compat.py)
         size = self.image_size
-        renderer = mujoco.Renderer(self._mw.model, size, size)
+        renderer = mujoco.Renderer(self._render_model, size, size)
         global _ATEXIT_REGISTERED
         if not _ATEXIT_REGISTERED:
             atexit.register(_close_live_envs)
@@ -264,10 +279,14 @@ def make_env(
     camera: str = "corner2",
     seed: int | None = None,
     max_episode_steps: int | None = None,
+    mesh_detail: float = MESH_DETAIL,
 ) -> MetaWorldEnv:
     """A MetaWorld v3 task env: obs ``{"rgb", "state"}``, actions in [-1, 1]^4, ``info["success"]``.
 
     Raises ValueError for an unknown task (with the closest names), an image size outside
-    16..512, or an unknown camera. Episodes are truncated after ``min(max_episode_steps, 500)``.
+    16..512, an unknown camera, or a ``mesh_detail`` outside (0, 1]. Episodes are truncated after
+    ``min(max_episode_steps, 500)``. ``mesh_detail``: fraction of the large visual meshes' faces
+    that frames are drawn with (1.0: MetaWorld's meshes); it never changes the physics.
     """
-    return MetaWorldEnv(task, image_size=image_size, camera=camera, seed=seed, max_episode_steps=max_episode_steps)
+    return MetaWorldEnv(task, image_size=image_size, camera=camera, seed=seed, max_episode_steps=max_episode_steps,
+                        mesh_detail=mesh_detail)

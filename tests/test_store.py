@@ -79,6 +79,31 @@ def test_append_and_read_back(tmp_path):
         store.append(ep)
 
 
+def test_appends_across_chunk_boundaries_and_reopens(tmp_path, monkeypatch):
+    """Appends write whole chunks from the writer's copy of the last one: small chunks make every
+    append cross boundaries; reopening (a fresh copy read from disk) and extend() mix in."""
+    import embodied.store.episode_store as episode_store
+
+    monkeypatch.setattr(episode_store, "RGB_CHUNK_STEPS", 8)
+    monkeypatch.setattr(episode_store, "LOWDIM_CHUNK_STEPS", 24)
+    monkeypatch.setattr(episode_store, "META_CHUNK_EPISODES", 4)
+    episodes = [make_episode(s, length=int(n)) for s, n in enumerate([1, 3, 8, 9, 17, 2, 30, 5, 7, 16, 1, 11])]
+    path = tmp_path / "s.zarr"
+    for how, batch in (("append", [0, 1, 2]), ("extend", [3, 4]), ("append", [5]), ("extend", [6, 7, 8]),
+                       ("append", [9, 10, 11])):
+        with EpisodeStore(path, mode="a") as store:  # each session starts from what is on disk
+            if how == "append":  # the second and later appends reuse the in-memory last chunk
+                assert [store.append(episodes[i]) for i in batch] == batch
+            else:
+                assert store.extend([episodes[i] for i in batch]) == batch
+        written = batch[-1] + 1
+        reader = EpisodeStore(path)
+        assert len(reader) == written and reader.num_steps == sum(len(ep) for ep in episodes[:written])
+        for i in range(written):
+            assert_same(episodes[i], reader.episode(i))
+    assert EpisodeStore(path)._ends_array.chunks == (4,)  # the small chunks were really in use
+
+
 def test_filter_and_columns(tmp_path):
     with EpisodeStore(tmp_path / "s.zarr", mode="a") as store:
         for s in range(6):

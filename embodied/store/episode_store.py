@@ -136,6 +136,7 @@ class EpisodeStore:
         self.path = Path(path)
         self.mode = mode
         self._lock: FileLock | None = None
+        self._tails: dict[str, tuple[int, np.ndarray]] = {}  # a writer's copy of each data array's last chunk
         wanted = Schema.from_args(image_size, action_dim, state_dim, camera, action_low, action_high)
 
         # An empty directory (or one holding only a lock file) is a store not yet created.
@@ -216,6 +217,7 @@ class EpisodeStore:
         Arrays are deleted and made anew (not shrunk): a shrunk zarr array keeps old values in
         its last chunk, which would come back when it grows.
         """
+        self._tails.clear()
         for name in list(self._root["data"].array_keys()):
             del self._root["data"][name]
         del self._root[EPISODE_ENDS]
@@ -308,32 +310,67 @@ class EpisodeStore:
         ends = start + np.cumsum([len(ep) for ep in episodes])
         end, last = int(ends[-1]), first + len(episodes)
         self._reserve(end, last)
-        # Data and metadata first, all files written concurrently ...
+        # Data and metadata first, all files written concurrently, then the commit point: one
+        # atomic chunk write of episode_ends. Every write covers whole chunks (the committed part
+        # of the first one comes from memory, the rest is the fill value), so zarr never reads and
+        # decodes a chunk to change part of it: that read-modify-write was most of an append's time.
         data = {key: getattr(episodes[0], key) if len(episodes) == 1 else
                 np.concatenate([getattr(ep, key) for ep in episodes]) for key in DATA_KEYS}
-        writes = [array._async_array.setitem(slice(start, end), data[key]) for key, array in self._arrays.items()]
-        for name, array in self._columns_arrays.items():
-            values = [m[name] for m in metas]
-            writes.append(array._async_array.setitem(slice(first, last), np.asarray(values, dtype=array.dtype)))
-        _run_all(writes)
-        # ... then the commit point: one atomic chunk write of episode_ends.
-        self._ends_array[first:last] = ends
-        self._ends = np.concatenate([self._ends, ends])
+        try:
+            writes = [self._whole_chunks_write(key, array, start, data[key]) for key, array in self._arrays.items()]
+            for name, array in self._columns_arrays.items():
+                values = self._columns[name] + [m[name] for m in metas]
+                writes.append(self._whole_chunks_meta(array, first, values, EPISODE_META_DEFAULTS[name]))
+            _run_all(writes)
+            ends_all = np.concatenate([self._ends, ends])
+            _run_all([self._whole_chunks_meta(self._ends_array, first, ends_all, -1)])
+        except BaseException:
+            self._tails.clear()  # re-read from the store on the next append
+            raise
+        self._ends = ends_all
         for name in self._columns:
             self._columns[name].extend(m[name] for m in metas)
         return list(range(first, last))
 
+    def _whole_chunks_write(self, key: str, array, start: int, values: np.ndarray):
+        """The write of ``values`` at step ``start`` of a data array, widened to whole chunks."""
+        chunk = array.chunks[0]
+        lo, end = start - start % chunk, start + len(values)
+        hi = -(-end // chunk) * chunk
+        tail = self._tails.get(key)
+        if tail is None or tail[0] != lo or len(tail[1]) != start - lo:
+            tail = (lo, array[lo:start])  # once per open: the committed steps of the last chunk
+        block = np.zeros((hi - lo, *array.shape[1:]), array.dtype)  # 0 / False: the arrays' fill value
+        block[: start - lo] = tail[1]
+        block[start - lo : end - lo] = values
+        last = (end - 1) - (end - 1) % chunk  # the chunk the next append starts in, as committed
+        self._tails[key] = (last, block[last - lo : end - lo].copy())
+        return array._async_array.setitem(slice(lo, hi), block)
+
+    @staticmethod
+    def _whole_chunks_meta(array, first: int, values, fill):
+        """Entries ``first..`` of a metadata array (``values`` holds all of them), as whole chunks."""
+        chunk = array.chunks[0]
+        lo, last = first - first % chunk, len(values)
+        hi = -(-last // chunk) * chunk
+        block = list(values[lo:last]) + [fill] * (hi - last)
+        return array._async_array.setitem(slice(lo, hi), np.asarray(block, dtype=array.dtype))
+
     def _reserve(self, steps: int, episodes: int) -> None:
         """Grow the arrays (shape only: unwritten chunks cost nothing) to hold this many."""
+        # Capacities are whole chunks of every array: appends write whole chunks.
         resizes = []
         capacity = self._arrays["rgb"].shape[0]
-        if capacity < steps:
+        step_unit = int(np.lcm.reduce([a.chunks[0] for a in self._arrays.values()]))
+        if capacity < -(-steps // step_unit) * step_unit:
             grown = max(steps, 2 * capacity, 16 * RGB_CHUNK_STEPS)
+            grown = -(-grown // step_unit) * step_unit
             resizes += [(a, (grown, *a.shape[1:])) for a in self._arrays.values()]
         capacity = self._ends_array.shape[0]
+        meta_unit = int(np.lcm.reduce([a.chunks[0] for a in (*self._columns_arrays.values(), self._ends_array)]))
         fill_ends = None
-        if capacity < episodes:
-            grown = -(-episodes // META_CHUNK_EPISODES) * META_CHUNK_EPISODES
+        if capacity < -(-episodes // meta_unit) * meta_unit:
+            grown = -(-max(episodes, META_CHUNK_EPISODES) // meta_unit) * meta_unit
             resizes += [(a, (grown,)) for a in (*self._columns_arrays.values(), self._ends_array)]
             fill_ends = (capacity, grown)
         if resizes:
@@ -438,6 +475,7 @@ class EpisodeStore:
 
     def refresh(self) -> None:
         """Re-read the index (a reader sees episodes committed since it opened)."""
+        self._tails.clear()
         self._root = zarr.open_group(self.path, mode="r" if self.mode == "r" else "r+")
         self._load_index()
 

@@ -35,11 +35,11 @@ RGB_CHUNK_STEPS = 64
 LOWDIM_CHUNK_STEPS = 1024
 META_CHUNK_EPISODES = 1024
 
-# Chosen on rendered MetaWorld frames (benchmarks/store_throughput.py): zstd level 3 with 256 KiB
-# blosc blocks compresses ~15-20x at ~400 MB/s per core; a block spans several frames, so zstd
-# finds the redundancy between consecutive frames. Byte shuffle is a no-op on uint8 (typesize 1)
-# and bitshuffle compresses worse; shuffle matters for the float arrays.
-RGB_CODEC = dict(cname="zstd", clevel=3, shuffle="shuffle", blocksize=256 * 1024)
+# Chosen on rendered MetaWorld frames (benchmarks/store_throughput.py): zstd level 1 with 256 KiB
+# blosc blocks compresses ~19x at ~1 GB/s per core (level 3: ~20x at ~0.4 GB/s); a block spans
+# several frames, so zstd finds the redundancy between consecutive frames. Byte shuffle is a no-op
+# on uint8 (typesize 1) and bitshuffle compresses worse; shuffle matters for the float arrays.
+RGB_CODEC = dict(cname="zstd", clevel=1, shuffle="shuffle", blocksize=256 * 1024)
 LOWDIM_CODEC = dict(cname="zstd", clevel=3, shuffle="shuffle")
 
 

@@ -23,7 +23,7 @@ LENGTH, SIZE = 12, 16
 WRITER = textwrap.dedent(
     """
     import sys, time
-    from zarr.core.array import AsyncArray
+    from embodied.store.chunks import ChunkFiles
     sys.path.insert(0, {tests!r})
     from test_store import make_episode
     from embodied.store import EpisodeStore
@@ -37,13 +37,13 @@ WRITER = textwrap.dedent(
     if freeze_seed is not None:
         # Stop inside the next append after its data and metadata are written, just before the
         # commit point (meta/episode_ends), and wait there to be killed.
-        original = AsyncArray._set_selection
-        async def set_selection(self, *args, **kwargs):
-            if self.path == "meta/episode_ends":
+        original = ChunkFiles.write
+        def write(self, *args, **kwargs):
+            if self.array.path == "meta/episode_ends":
                 print("FROZEN", flush=True)
                 time.sleep(600)
-            return await original(self, *args, **kwargs)
-        AsyncArray._set_selection = set_selection
+            return original(self, *args, **kwargs)
+        ChunkFiles.write = write
         store.append(make_episode(freeze_seed, length=40, size={size}))
     store.close()
     """
@@ -52,19 +52,19 @@ WRITER = textwrap.dedent(
 MERGER = textwrap.dedent(
     """
     import sys, time
-    from zarr.core.array import AsyncArray
+    from embodied.store.chunks import ChunkFiles
     from embodied.shards import merge_stores
 
     # Freeze inside the second batch's write to the destination (the first batch is committed).
-    original, seen = AsyncArray._set_selection, []
-    async def set_selection(self, *args, **kwargs):
-        if self.path == "data/rgb":
+    original, seen = ChunkFiles.write, []
+    def write(self, *args, **kwargs):
+        if self.array.path == "data/rgb":
             seen.append(1)
             if len(seen) == 2:
                 print("FROZEN", flush=True)
                 time.sleep(600)
-        return await original(self, *args, **kwargs)
-    AsyncArray._set_selection = set_selection
+        return original(self, *args, **kwargs)
+    ChunkFiles.write = write
     merge_stores({shards!r}, {dest!r}, batch_episodes=2)
     """
 )

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from embodied.store import EpisodeStore, StoreFormatError, StoreLockedError, WindowDataset
+from embodied.store.schema import same_value
 from sim.types import Episode
 
 from conftest import FULL
@@ -102,6 +103,30 @@ def test_appends_across_chunk_boundaries_and_reopens(tmp_path, monkeypatch):
         for i in range(written):
             assert_same(episodes[i], reader.episode(i))
     assert EpisodeStore(path)._ends_array.chunks == (4,)  # the small chunks were really in use
+
+
+def test_chunk_files_are_the_bytes_zarr_writes(tmp_path):
+    """Appends write chunk files themselves (store/chunks.py): every array's chunk must be
+    byte-identical to what zarr writes for the same values, and every array must take that path."""
+    path = tmp_path / "s.zarr"
+    with EpisodeStore(path, mode="a") as store:
+        store.extend([make_episode(s, length=40, grader="oracle", grader_score=0.5) for s in range(3)])
+        arrays = {**{f"data/{k}": a for k, a in store._arrays.items()},
+                  **{f"meta/episodes/{k}": a for k, a in store._columns_arrays.items()}, "meta/episode_ends": store._ends_array}
+        assert set(store._chunk_files) == set(arrays) and all(f.supported for f in store._chunk_files.values())
+        compared_fill = False
+        for name, array in arrays.items():
+            chunk_file = store._chunk_files[name].path(0)
+            ours = chunk_file.read_bytes()
+            rows = array.chunks[0]
+            values = array[:rows]
+            array[:rows] = values  # zarr rewrites the same whole chunk ...
+            if chunk_file.exists():
+                assert chunk_file.read_bytes() == ours, name
+            else:  # ... or deletes it when it holds only the fill value (read back the same)
+                assert all(same_value(v, array.fill_value) for v in values.tolist()), name
+                compared_fill = True
+        assert compared_fill and len(arrays) == 15
 
 
 def test_filter_and_columns(tmp_path):
@@ -257,7 +282,7 @@ def test_window_dataset_and_spawn_dataloader(tmp_path):
 CHILD = textwrap.dedent(
     """
     import sys, time
-    from zarr.core.array import AsyncArray
+    from embodied.store.chunks import ChunkFiles
     sys.path.insert(0, {tests!r})
     from test_store import make_episode
     from embodied.store import EpisodeStore
@@ -270,13 +295,13 @@ CHILD = textwrap.dedent(
     if freeze_at:
         # Stop inside the next append, just before writing to `freeze_at`, and wait to be killed.
         # (time.sleep also blocks zarr's event loop: no other write of the append goes on.)
-        original = AsyncArray._set_selection
-        async def set_selection(self, *args, **kwargs):
-            if self.path == freeze_at:
+        original = ChunkFiles.write
+        def write(self, *args, **kwargs):
+            if self.array.path == freeze_at:
                 print("FROZEN", flush=True)
                 time.sleep(600)
-            return await original(self, *args, **kwargs)
-        AsyncArray._set_selection = set_selection
+            return original(self, *args, **kwargs)
+        ChunkFiles.write = write
         store.append(make_episode(1000, length=200, size=24))
     else:
         # Append big episodes forever; the parent kills us at a random moment.

@@ -29,6 +29,7 @@ import zarr
 from filelock import FileLock, Timeout
 from zarr.core.sync import sync
 
+from embodied.store.chunks import ChunkFiles
 from embodied.store.schema import (
     CODE_COLUMNS,
     DATA_DTYPES,
@@ -98,6 +99,19 @@ def _run_all(coroutines: Iterable) -> None:
     sync(gather())
 
 
+_POOL = None
+
+
+def _io_pool():
+    """Threads for the chunk writes of an append (created on first use, shared by all stores)."""
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="episode-store-io")
+    return _POOL
+
+
 def _committed_prefix(ends: np.ndarray, steps: int) -> int:
     """How many leading entries of ``ends`` are real commits: strictly increasing and within data."""
     n = 0
@@ -137,6 +151,7 @@ class EpisodeStore:
         self.mode = mode
         self._lock: FileLock | None = None
         self._tails: dict[str, tuple[int, np.ndarray]] = {}  # a writer's copy of each data array's last chunk
+        self._chunk_files: dict[str, ChunkFiles] = {}  # array path -> its chunk writer
         wanted = Schema.from_args(image_size, action_dim, state_dim, camera, action_low, action_high)
 
         # An empty directory (or one holding only a lock file) is a store not yet created.
@@ -218,6 +233,7 @@ class EpisodeStore:
         its last chunk, which would come back when it grows.
         """
         self._tails.clear()
+        self._chunk_files.clear()
         for name in list(self._root["data"].array_keys()):
             del self._root["data"][name]
         del self._root[EPISODE_ENDS]
@@ -317,13 +333,13 @@ class EpisodeStore:
         data = {key: getattr(episodes[0], key) if len(episodes) == 1 else
                 np.concatenate([getattr(ep, key) for ep in episodes]) for key in DATA_KEYS}
         try:
-            writes = [self._whole_chunks_write(key, array, start, data[key]) for key, array in self._arrays.items()]
+            blocks = [self._whole_chunks_write(key, array, start, data[key]) for key, array in self._arrays.items()]
             for name, array in self._columns_arrays.items():
                 values = self._columns[name] + [m[name] for m in metas]
-                writes.append(self._whole_chunks_meta(array, first, values, EPISODE_META_DEFAULTS[name]))
-            _run_all(writes)
+                blocks.append(self._whole_chunks_meta(array, first, values, EPISODE_META_DEFAULTS[name]))
+            self._write_blocks(blocks)
             ends_all = np.concatenate([self._ends, ends])
-            _run_all([self._whole_chunks_meta(self._ends_array, first, ends_all, -1)])
+            self._write_blocks([self._whole_chunks_meta(self._ends_array, first, ends_all, -1)])
         except BaseException:
             self._tails.clear()  # re-read from the store on the next append
             raise
@@ -345,7 +361,7 @@ class EpisodeStore:
         block[start - lo : end - lo] = values
         last = (end - 1) - (end - 1) % chunk  # the chunk the next append starts in, as committed
         self._tails[key] = (last, block[last - lo : end - lo].copy())
-        return array._async_array.setitem(slice(lo, hi), block)
+        return array, lo, block
 
     @staticmethod
     def _whole_chunks_meta(array, first: int, values, fill):
@@ -354,7 +370,26 @@ class EpisodeStore:
         lo, last = first - first % chunk, len(values)
         hi = -(-last // chunk) * chunk
         block = list(values[lo:last]) + [fill] * (hi - last)
-        return array._async_array.setitem(slice(lo, hi), np.asarray(block, dtype=array.dtype))
+        return array, lo, np.asarray(block, dtype=array.dtype)
+
+    def _write_blocks(self, blocks: list[tuple[Any, int, np.ndarray]]) -> None:
+        """Write each (array, first row, whole-chunk block): chunk files directly where the array's
+        codecs allow (store/chunks.py), through zarr otherwise (all of those concurrently)."""
+        fallback, direct = [], []
+        for array, lo, block in blocks:
+            files = self._chunk_files.get(array.path)
+            if files is None:
+                files = self._chunk_files[array.path] = ChunkFiles(array, self.path)
+            if files.supported:
+                direct.append((files, lo // files.chunk, block))
+            else:
+                fallback.append(array._async_array.setitem(slice(lo, lo + len(block)), block))
+        if len(direct) > 1:  # file system calls and blosc release the GIL: overlap them
+            for future in [_io_pool().submit(f.write, c, b) for f, c, b in direct]:
+                future.result()
+        elif direct:
+            direct[0][0].write(direct[0][1], direct[0][2])
+        _run_all(fallback)
 
     def _reserve(self, steps: int, episodes: int) -> None:
         """Grow the arrays (shape only: unwritten chunks cost nothing) to hold this many."""
@@ -476,6 +511,7 @@ class EpisodeStore:
     def refresh(self) -> None:
         """Re-read the index (a reader sees episodes committed since it opened)."""
         self._tails.clear()
+        self._chunk_files.clear()
         self._root = zarr.open_group(self.path, mode="r" if self.mode == "r" else "r+")
         self._load_index()
 

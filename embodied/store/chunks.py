@@ -1,0 +1,99 @@
+"""Whole-chunk writes of zarr 3 arrays, straight to the files of a local store (the append path).
+
+Why: an append changes ~15 small arrays (4 data arrays, 10 metadata columns, the episode ends).
+Through ``zarr.Array.__setitem__`` each costs ~0.5-1 ms of zarr's machinery (selection, async
+codec pipeline, thread hops) whatever its size, which was most of an append. The writes of an
+append always cover whole chunks (EpisodeStore keeps the last chunk in memory), so they need
+none of that: encode each chunk with the array's own codecs (numcodecs, the library zarr calls
+for them, configured from the array's metadata) and replace its file atomically, as zarr's
+LocalStore does. The bytes are the ones zarr writes (tests/test_store.py compares them) and zarr
+reads them back. Arrays whose codecs or layout this does not know fall back to zarr.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numcodecs
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BytesCodec, VLenUTF8Codec, ZstdCodec
+
+SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+Encoder = Callable[[object], object]
+
+
+def _encoder(codec, dtype: np.dtype) -> Encoder | None:
+    """numcodecs' encode for one codec of a zarr 3 codec chain (None: not handled here)."""
+    if isinstance(codec, BytesCodec):
+        if dtype.kind not in "biuf" or (dtype.itemsize > 1 and codec.endian is not None and codec.endian.value != "little"):
+            return None
+        little = dtype.newbyteorder("<")
+        return lambda a: np.ascontiguousarray(a, dtype=little).tobytes()
+    if isinstance(codec, VLenUTF8Codec):
+        vlen = numcodecs.VLenUTF8()
+        return lambda a: vlen.encode(np.asarray(a, dtype=object))
+    if isinstance(codec, BloscCodec):
+        blosc = numcodecs.Blosc.from_config({"cname": codec.cname.name, "clevel": codec.clevel,
+                                             "shuffle": SHUFFLE[codec.shuffle.value], "blocksize": codec.blocksize,
+                                             "typesize": codec.typesize})
+        return lambda b: blosc.encode(np.frombuffer(b, np.uint8))
+    if isinstance(codec, ZstdCodec) and not codec.checksum:
+        zstd = numcodecs.Zstd(level=codec.level)
+        return lambda b: zstd.encode(np.frombuffer(b, np.uint8))
+    return None
+
+
+class ChunkFiles:
+    """Encode and atomically write whole chunks (along the first axis) of one zarr 3 array."""
+
+    def __init__(self, array: zarr.Array, store_root: Path) -> None:
+        meta = array.metadata
+        self.array = array
+        self.dir = Path(store_root) / array.path
+        self.chunk = int(array.chunks[0])
+        self.full_rows = tuple(array.shape[1:]) == tuple(array.chunks[1:])  # one chunk across the other axes
+        dtype = np.dtype(array.dtype)
+        encoders = [_encoder(c, dtype if dtype.kind in "biuf" else np.dtype("O")) for c in meta.codecs]
+        key = meta.chunk_key_encoding
+        self.separator = getattr(key, "separator", "/")
+        self.supported = (getattr(key, "name", "") == "default" and self.full_rows and all(encoders)
+                          and isinstance(meta.codecs[0], (BytesCodec, VLenUTF8Codec)))
+        self._encoders = encoders
+        self._tail = "".join(self.separator + "0" for _ in array.shape[1:])
+        self._dirs: set[Path] = set()  # chunk directories known to exist
+
+    def encode(self, block: np.ndarray) -> bytes:
+        data = block
+        for encode in self._encoders:
+            data = encode(data)
+        return bytes(data)
+
+    def path(self, index: int) -> Path:
+        return self.dir / f"c{self.separator}{index}{self._tail}"
+
+    def write(self, first_chunk: int, block: np.ndarray) -> None:
+        """``block`` (a whole number of chunks) from chunk ``first_chunk`` on, one file per chunk."""
+        if len(block) % self.chunk:
+            raise ValueError(f"{self.array.path}: {len(block)} rows is not a whole number of {self.chunk}-row chunks")
+        for k in range(len(block) // self.chunk):
+            path = self.path(first_chunk + k)
+            if path.parent not in self._dirs:  # c/<i>/0/0/ is a directory per chunk of an N-d array
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._dirs.add(path.parent)
+            write_atomic(path, self.encode(block[k * self.chunk : (k + 1) * self.chunk]))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` whole or not at all (temp file + rename, like zarr's LocalStore)."""
+    tmp = path.with_suffix(f".{uuid.uuid4().hex}.partial")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

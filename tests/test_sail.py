@@ -84,6 +84,39 @@ def test_no_self_training_baseline_only_evaluates(tmp_path):
     assert [p for p in state if p.endswith("/eval")] == ["iter_0/eval", "iter_1/eval", "iter_2/eval"]
 
 
+def test_success_measured_on_rollouts_and_self_data_upweighted(tmp_path):
+    """eval_episodes_per_task=0: iteration k's point is the simulator's verdict on its own R
+    rollouts, the last model is measured on R fresh seeds; kept episodes are repeated in fine-tuning."""
+    run = tmp_path / "run"
+    report = run_sail(_cfg("eval_episodes_per_task=0", "iterations=1", "self_data_share=0.75"), run)
+    state = json.loads((run / "sail_state.json").read_text())["done"]
+    assert sorted(state) == sorted(["demos", "pretrain_video", "pretrain_policy", "iter_0/rollouts",
+                                    "iter_0/finetune_video", "iter_0/finetune_policy", "iter_1/eval"])
+    rows = [json.loads(line) for line in (run / "iter_0" / "rollouts.jsonl").read_text().splitlines()]
+    first, last = report["curve"]
+    assert (first["iteration"], first["episodes"], first["successes"]) == (0, 2, sum(r["success_gt"] for r in rows))
+    assert (last["iteration"], last["episodes"]) == (1, 2)
+    final = [json.loads(line) for line in (run / "iter_1" / "eval" / "episodes.jsonl").read_text().splitlines()]
+    assert sorted(r["seed"] for r in final) == [1002, 1003]  # the seeds after iteration 0's rollouts
+    assert list((run / "report" / "videos" / "first_iter_0").glob("*.mp4"))  # rollout videos
+    assert "own rollouts" in (run / "report" / "summary.md").read_text()
+
+
+def test_finetune_episodes_give_kept_ones_their_share(tmp_path):
+    from embodied.sail import finetune_episodes
+    from test_store import make_episode
+
+    with EpisodeStore(tmp_path / "s.zarr", mode="a") as store:
+        demos = store.extend([make_episode(s, length=30) for s in range(6)])  # 180 steps
+        kept = store.extend([make_episode(10 + s, length=20) for s in range(2)])  # 40 steps
+        mixed = finetune_episodes(store, demos, kept, 0.5)
+        assert mixed[:6] == demos and Counter(mixed[6:]) == {kept[0]: 4, kept[1]: 4}  # 160 vs 180 steps
+        assert finetune_episodes(store, demos, kept, 0.0) == demos + kept
+        assert finetune_episodes(store, demos, [], 0.5) == demos
+    with pytest.raises(ValueError, match="self_data_share"):
+        run_sail(_cfg("self_data_share=1.0"), tmp_path / "bad")
+
+
 def _wait(proc: subprocess.Popen, condition, timeout: float = 300) -> None:
     t0 = time.time()
     while not condition():

@@ -43,8 +43,10 @@ system-deps:
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends ffmpeg; \
 	fi
 
+# The SAIL loop on the CPU preset (configs/sail_budget/cpu_tiny.yaml): demos, pretraining, 3
+# iterations on 2 unseen tasks, report in runs/demo/report/ (~25 min on 2 cores). Rerun: resumes.
 demo: install
-	$(VENV)/bin/embodied-collect preset=cpu_tiny
+	$(VENV)/bin/embodied-sail preset=cpu_tiny hydra.run.dir=runs/demo
 
 # Tests start worker processes beside the main one: OpenMP threads that spin while they wait made
 # a training step 5-10x slower on 2 shared cores (0.86 s vs 2.9-4.2 s); alone they are ~25 % faster.

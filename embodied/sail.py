@@ -75,10 +75,13 @@ class SailConfig:
     eval_seed_start: int = 10_000  # disjoint from demo and rollout seeds
     self_training: bool = True  # false: the "no self-training" baseline (evaluate, never fine-tune)
     finetune_policy_too: bool = True  # fine-tune the IDM on kept episodes as well as the planner
-    # Share of fine-tuning samples drawn from the kept (self-collected) episodes: they are repeated
-    # until they make up this share of the training clips. Without it a few kept episodes drown in
-    # the demos of other tasks. 0: demos and kept episodes pooled as they are.
+    # Share of the planner's fine-tuning clips drawn from the kept (self-collected) episodes: they
+    # are repeated until they make up this share. Without it a few kept episodes drown in the demos
+    # of other tasks. 0: demos and kept episodes pooled as they are.
     self_data_share: float = 0.5
+    # The same for the IDM. It learns task-agnostic inverse dynamics, and repeating a dozen of its
+    # own episodes made it forget them (measured: success fell to ~0 after two rounds), so pooled.
+    policy_self_data_share: float = 0.0
     upper_bounds: bool = True  # iteration 0's evaluation also runs the expert and oracle-plan rows
     workers: int = 2  # rollout processes
     image_size: int = 64
@@ -278,8 +281,9 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     train_tasks = validate_task_names(list(cfg.task_set.tasks))
     targets = validate_task_names(list(cfg.target_set.tasks))
-    if not 0 <= cfg.self_data_share < 1:
-        raise ValueError(f"self_data_share must be in [0, 1), got {cfg.self_data_share}")
+    for name in ("self_data_share", "policy_self_data_share"):
+        if not 0 <= getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
     if cfg.eval_episodes_per_task < 0 or cfg.rollouts_per_task < 1 or cfg.iterations < 0:
         raise ValueError("need eval_episodes_per_task >= 0, rollouts_per_task >= 1 and iterations >= 0, got "
                          f"{cfg.eval_episodes_per_task}, {cfg.rollouts_per_task}, {cfg.iterations}")
@@ -313,13 +317,15 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
                    policy=policy, upper_bounds=cfg.upper_bounds and it == 0)
         if cfg.self_training:
             with EpisodeStore(store) as s:
-                episodes = finetune_episodes(s, demos, _kept_episodes(s, it), cfg.self_data_share)
+                kept = _kept_episodes(s, it)
+                for_planner = finetune_episodes(s, demos, kept, cfg.self_data_share)
+                for_policy = finetune_episodes(s, demos, kept, cfg.policy_self_data_share)
             planner = _phase(state, f"iter_{it}/finetune_video", train_planner, cfg=cfg, store=store, out=out / "video",
-                             train=cfg.finetune_video, init_from=planner, episodes=episodes)["checkpoint"]
+                             train=cfg.finetune_video, init_from=planner, episodes=for_planner)["checkpoint"]
             if cfg.finetune_policy_too:
                 policy = _phase(state, f"iter_{it}/finetune_policy", train_executor_policy, cfg=cfg, store=store,
                                 out=out / "policy", train=cfg.finetune_policy, init_from=policy,
-                                episodes=episodes)["checkpoint"]
+                                episodes=for_policy)["checkpoint"]
         write_report(cfg, run_dir, state)
     final = f"iter_{cfg.iterations}"
     if cfg.eval_episodes_per_task:
@@ -446,6 +452,8 @@ def main(cfg) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     run_sail(cfg_obj, run_dir)
     print((run_dir / "report" / "summary.md").read_text())
+    print(f"Report: {run_dir / 'report'} (summary.md, success.png, videos/). Rerunning the same command with "
+          f"hydra.run.dir={run_dir} resumes or, when finished, does nothing.")
 
 
 if __name__ == "__main__":

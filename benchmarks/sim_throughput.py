@@ -99,7 +99,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=300, help="timed steps of ours per size")
     p.add_argument("--baseline-steps", type=int, default=30, help="timed steps of MetaWorld's rendering per size")
     p.add_argument("--repeats", type=int, default=3, help="alternating ours/MetaWorld measurements per size (median)")
-    p.add_argument("--episodes", type=int, default=20, help="expert episodes per worker-scaling run")
+    # 60: with frames at ~4 ms, 20 episodes took ~10 s, of which a worker's start (spawn, imports,
+    # env creation: ~3-4 s) was a third; a real collection runs hundreds of episodes.
+    p.add_argument("--episodes", type=int, default=60, help="expert episodes per worker-scaling run")
     p.add_argument("--rollout-size", type=int, default=64, help="frame size of the worker-scaling rollouts")
     args = p.parse_args()
 

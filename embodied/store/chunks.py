@@ -80,11 +80,15 @@ class ChunkFiles:
         if len(block) % self.chunk:
             raise ValueError(f"{self.array.path}: {len(block)} rows is not a whole number of {self.chunk}-row chunks")
         for k in range(len(block) // self.chunk):
-            path = self.path(first_chunk + k)
-            if path.parent not in self._dirs:  # c/<i>/0/0/ is a directory per chunk of an N-d array
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._dirs.add(path.parent)
-            write_atomic(path, self.encode(block[k * self.chunk : (k + 1) * self.chunk]))
+            self.write_chunk(first_chunk + k, block[k * self.chunk : (k + 1) * self.chunk])
+
+    def write_chunk(self, index: int, rows: np.ndarray) -> None:
+        """Chunk ``index`` (``rows``: exactly one chunk), encoded and replaced atomically."""
+        path = self.path(index)
+        if path.parent not in self._dirs:  # c/<i>/0/0/ is a directory per chunk of an N-d array
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(path.parent)
+        write_atomic(path, self.encode(rows))
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -335,11 +335,11 @@ class EpisodeStore:
         try:
             blocks = [self._whole_chunks_write(key, array, start, data[key]) for key, array in self._arrays.items()]
             for name, array in self._columns_arrays.items():
-                values = self._columns[name] + [m[name] for m in metas]
-                blocks.append(self._whole_chunks_meta(array, first, values, EPISODE_META_DEFAULTS[name]))
+                blocks.append(self._whole_chunks_meta(array, first, self._columns[name], [m[name] for m in metas],
+                                                      EPISODE_META_DEFAULTS[name]))
             self._write_blocks(blocks)
+            self._write_blocks([self._whole_chunks_meta(self._ends_array, first, self._ends, list(ends), -1)])
             ends_all = np.concatenate([self._ends, ends])
-            self._write_blocks([self._whole_chunks_meta(self._ends_array, first, ends_all, -1)])
         except BaseException:
             self._tails.clear()  # re-read from the store on the next append
             raise
@@ -364,12 +364,13 @@ class EpisodeStore:
         return array, lo, block
 
     @staticmethod
-    def _whole_chunks_meta(array, first: int, values, fill):
-        """Entries ``first..`` of a metadata array (``values`` holds all of them), as whole chunks."""
+    def _whole_chunks_meta(array, first: int, committed, new: list, fill):
+        """Entries ``new`` at ``first`` of a metadata array, widened to whole chunks (the committed
+        entries of the first chunk from ``committed``, the values in memory; the rest ``fill``)."""
         chunk = array.chunks[0]
-        lo, last = first - first % chunk, len(values)
+        lo, last = first - first % chunk, first + len(new)
         hi = -(-last // chunk) * chunk
-        block = list(values[lo:last]) + [fill] * (hi - last)
+        block = [*committed[lo:first], *new] + [fill] * (hi - last)
         return array, lo, np.asarray(block, dtype=array.dtype)
 
     def _write_blocks(self, blocks: list[tuple[Any, int, np.ndarray]]) -> None:

@@ -30,10 +30,11 @@ DATA_DTYPES = {"rgb": np.dtype(np.uint8), "action": np.dtype(np.float32), "state
 LOWDIM_KEYS = ("action", "state", "success")
 
 # ~64 frames per rgb chunk: a 16-step window decodes one or two chunks. Low-dim arrays and metadata
-# columns take longer chunks (they are tiny); the last one is rewritten by every append.
+# columns take longer chunks (they are tiny); the last one is rewritten by every append (256
+# episodes per metadata chunk: less to encode per append than 1024, few files per column).
 RGB_CHUNK_STEPS = 64
 LOWDIM_CHUNK_STEPS = 1024
-META_CHUNK_EPISODES = 1024
+META_CHUNK_EPISODES = 256
 
 # Chosen on rendered MetaWorld frames (benchmarks/store_throughput.py): zstd level 1 with 256 KiB
 # blosc blocks compresses ~19x at ~1 GB/s per core (level 3: ~20x at ~0.4 GB/s); a block spans

@@ -33,7 +33,7 @@ LOWDIM_KEYS = ("action", "state", "success")
 # columns take longer chunks (they are tiny); the last one is rewritten by every append (256
 # episodes per metadata chunk: less to encode per append than 1024, few files per column).
 RGB_CHUNK_STEPS = 64
-LOWDIM_CHUNK_STEPS = 1024
+LOWDIM_CHUNK_STEPS = 256
 META_CHUNK_EPISODES = 256
 
 # Chosen on rendered MetaWorld frames (benchmarks/store_throughput.py): zstd level 1 with 256 KiB

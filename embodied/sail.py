@@ -436,9 +436,10 @@ def _plot_curve(curve: list[dict[str, Any]], tasks: list[str], path: Path, title
 
     its = [c["iteration"] for c in curve]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for task in tasks:
+    styles = ["--", ":", "-.", (0, (1, 3)), (0, (5, 2, 1, 2))]
+    for n, task in enumerate(tasks):
         rates = [success_rate(*c["tasks"][task]).value if task in c["tasks"] else float("nan") for c in curve]
-        ax.plot(its, rates, color="0.75", linewidth=0.8)
+        ax.plot(its, rates, color="0.55", linewidth=1, linestyle=styles[n % len(styles)], label=task)
     rate = [c["rate"] for c in curve]
     err = [[c["rate"] - c["low"] for c in curve], [c["high"] - c["rate"] for c in curve]]
     ax.errorbar(its, rate, yerr=err, color="#c44e52", marker="o", capsize=4, linewidth=2, label="mean (95% Wilson)")
@@ -447,7 +448,7 @@ def _plot_curve(curve: list[dict[str, Any]], tasks: list[str], path: Path, title
     ax.set_xlabel("SAIL iteration (rounds of self-training)")
     ax.set_ylabel("success on held-out seeds")
     ax.set_title(title, fontsize=8)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -22,7 +22,7 @@ from embodied.store import EpisodeStore
 TINY = [
     "task_set.tasks=[reach-v3]", "target_set.name=tiny", "target_set.tasks=[button-press-v3]",
     "preset.image_size=32", "workers=0", "progress=false", "demos_per_task=2", "iterations=2",
-    "rollouts_per_task=2", "eval_episodes_per_task=2", "upper_bounds=true", "executor.max_steps=20", "videos=1",
+    "rollouts_per_task=2", "eval_episodes_per_task=2", "upper_bounds=true", "finetune_policy_too=true", "executor.max_steps=20", "videos=1",
     "video_model.base_channels=8", "video_model.channel_mult=[1,2]", "video_model.attention_resolutions=[8]",
     "video_model.norm_groups=4", "video_model.num_frames=3", "video_model.sample_steps=2",
     "policy.channels=[8,8]", "policy.hidden_dim=32",

@@ -112,6 +112,11 @@ def _io_pool():
     return _POOL
 
 
+def _whole_chunks(start: int, end: int, chunk: int) -> tuple[int, int]:
+    """The rows [start, end) widened to whole chunks of ``chunk`` rows."""
+    return start - start % chunk, -(-end // chunk) * chunk
+
+
 def _committed_prefix(ends: np.ndarray, steps: int) -> int:
     """How many leading entries of ``ends`` are real commits: strictly increasing and within data."""
     n = 0
@@ -351,8 +356,8 @@ class EpisodeStore:
     def _whole_chunks_write(self, key: str, array, start: int, values: np.ndarray):
         """The write of ``values`` at step ``start`` of a data array, widened to whole chunks."""
         chunk = array.chunks[0]
-        lo, end = start - start % chunk, start + len(values)
-        hi = -(-end // chunk) * chunk
+        end = start + len(values)
+        lo, hi = _whole_chunks(start, end, chunk)
         tail = self._tails.get(key)
         if tail is None or tail[0] != lo or len(tail[1]) != start - lo:
             tail = (lo, array[lo:start])  # once per open: the committed steps of the last chunk
@@ -367,9 +372,8 @@ class EpisodeStore:
     def _whole_chunks_meta(array, first: int, committed, new: list, fill):
         """Entries ``new`` at ``first`` of a metadata array, widened to whole chunks (the committed
         entries of the first chunk from ``committed``, the values in memory; the rest ``fill``)."""
-        chunk = array.chunks[0]
-        lo, last = first - first % chunk, first + len(new)
-        hi = -(-last // chunk) * chunk
+        last = first + len(new)
+        lo, hi = _whole_chunks(first, last, array.chunks[0])
         block = [*committed[lo:first], *new] + [fill] * (hi - last)
         return array, lo, np.asarray(block, dtype=array.dtype)
 

@@ -129,6 +129,39 @@ def test_chunk_files_are_the_bytes_zarr_writes(tmp_path):
         assert compared_fill and len(arrays) == 15
 
 
+def test_metadata_chunks_holding_the_same_values_are_not_rewritten(tmp_path, monkeypatch):
+    """A column whose new entry equals its fill value (a demo's grader, sail_iteration, ...) would
+    rewrite its chunk with the bytes already there: skipped. Any other value, a new chunk or a
+    new writer session writes it; every value reads back either way."""
+    import embodied.store.chunks as chunks
+    import embodied.store.episode_store as episode_store
+
+    monkeypatch.setattr(episode_store, "META_CHUNK_EPISODES", 4)
+    writes: list[str] = []
+    real = chunks.write_atomic
+    monkeypatch.setattr(chunks, "write_atomic", lambda path, data: (writes.append(str(path)), real(path, data)))
+
+    def grader_writes() -> list[str]:
+        return [w.split("grader/")[1] for w in writes if "/episodes/grader/" in w]
+
+    path = tmp_path / "s.zarr"
+    graders = ["", "", "", "oracle", "", "", "", "vlm"]  # chunks of 4: [0..3], [4..7]
+    with EpisodeStore(path, mode="a") as store:
+        for n, grader in enumerate(graders[:6]):
+            store.append(make_episode(n, length=5, grader=grader))
+        # episode 0 writes chunk 0, 1-2 change nothing, 3 ("oracle") rewrites it; 4 starts chunk 1, 5 is skipped
+        assert grader_writes() == ["c/0", "c/0", "c/1"]
+        assert sum("/episodes/task/" in w for w in writes) == 6  # a column that changes: every append
+    writes.clear()
+    with EpisodeStore(path, mode="a") as store:  # a new session knows nothing of the files: writes once
+        for n, grader in enumerate(graders[6:], start=6):
+            store.append(make_episode(n, length=5, grader=grader))
+        assert grader_writes() == ["c/1", "c/1"]
+    reader = EpisodeStore(path)
+    assert reader.column("grader") == graders
+    assert all(np.isnan(v) for v in reader.column("grader_score"))
+
+
 def test_filter_and_columns(tmp_path):
     with EpisodeStore(tmp_path / "s.zarr", mode="a") as store:
         for s in range(6):

@@ -65,6 +65,13 @@ class ChunkFiles:
         self._encoders = encoders
         self._tail = "".join(self.separator + "0" for _ in array.shape[1:])
         self._dirs: set[Path] = set()  # chunk directories known to exist
+        # 1-D arrays (metadata columns): the last chunk this object wrote, as (index, rows). A
+        # column whose new entries equal its fill value (a demo's sail_iteration, grader, ...)
+        # would rewrite a chunk with the very bytes already in its file: skipped. Safe because
+        # the writer holds the store's lock (nothing else changes the file) and the entry is
+        # recorded only after the file was replaced; ``forget`` drops it when zarr writes instead.
+        self._remember = array.ndim == 1
+        self._last: tuple[int, np.ndarray] | None = None
 
     def encode(self, block: np.ndarray) -> bytes:
         data = block
@@ -84,11 +91,28 @@ class ChunkFiles:
 
     def write_chunk(self, index: int, rows: np.ndarray) -> None:
         """Chunk ``index`` (``rows``: exactly one chunk), encoded and replaced atomically."""
+        if self._last is not None and self._last[0] == index and _same_rows(self._last[1], rows):
+            return  # the file already holds exactly these rows
         path = self.path(index)
         if path.parent not in self._dirs:  # c/<i>/0/0/ is a directory per chunk of an N-d array
             path.parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(path.parent)
+        self._last = None  # unknown while the file is being replaced
         write_atomic(path, self.encode(rows))
+        if self._remember:
+            self._last = (index, rows.copy())
+
+    def forget(self) -> None:
+        """Drop what this object knows of the files (after writes that went around it)."""
+        self._last = None
+
+
+def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind == "f":
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool(np.array_equal(a, b))
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -347,6 +347,7 @@ class EpisodeStore:
             ends_all = np.concatenate([self._ends, ends])
         except BaseException:
             self._tails.clear()  # re-read from the store on the next append
+            self._chunk_files.clear()
             raise
         self._ends = ends_all
         for name in self._columns:
@@ -385,11 +386,12 @@ class EpisodeStore:
             files = self._chunk_files.get(array.path)
             if files is None:
                 files = self._chunk_files[array.path] = ChunkFiles(array, self.path)
-            if files.supported:
-                direct.append((files, lo // files.chunk, block))
+            if files.supported:  # one task per chunk: an episode's frames span several
+                c, size = lo // files.chunk, files.chunk
+                direct += [(files, c + k, block[k * size : (k + 1) * size]) for k in range(len(block) // size)]
             else:
                 fallback.append(array._async_array.setitem(slice(lo, lo + len(block)), block))
-        if len(direct) > 1:  # file system calls and blosc release the GIL: overlap them
+        if len(direct) > 1:  # file system calls and the codecs release the GIL: overlap them
             for future in [_io_pool().submit(f.write, c, b) for f, c, b in direct]:
                 future.result()
         elif direct:
@@ -415,6 +417,8 @@ class EpisodeStore:
             fill_ends = (capacity, grown)
         if resizes:
             _run_all(array._async_array.resize(shape) for array, shape in resizes)
+            for files in self._chunk_files.values():  # zarr writes below and may drop chunks
+                files.forget()
         if fill_ends:  # explicit -1s: a chunk may hold ends from before a shrink (see _trim)
             self._ends_array[fill_ends[0] : fill_ends[1]] = -1
 

@@ -37,6 +37,9 @@ class CollectConfig:
     workers: int = 2  # rollout processes (spawn); 0 or 1 runs in this process
     image_size: int = 64  # square frames, pixels
     noise_std: float = 0.0  # Gaussian action noise of the expert (std, action units)
+    # The episodes' source tag. The SAIL loop writes its noisy exploration demos (for the IDM only)
+    # as "expert_noisy", so that the planner, which trains on source="expert", never sees them.
+    source: str = "expert"
     store: str = "data/demos.zarr"  # episode store (created if missing, appended otherwise)
     progress: bool = True  # tqdm progress bar
 
@@ -53,13 +56,15 @@ def collect(cfg: CollectConfig, output_dir: str | Path | None = None) -> list[Ta
     tasks = validate_task_names(list(cfg.task_set.tasks))
     if cfg.episodes_per_task < 1:
         raise ValueError(f"episodes_per_task must be >= 1, got {cfg.episodes_per_task}")
+    if not cfg.source:
+        raise ValueError("source must be a non-empty tag (expert, expert_noisy, ...)")
     seeds = list(range(cfg.seed_start, cfg.seed_start + cfg.episodes_per_task))
     out = Path(output_dir) if output_dir is not None else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
 
     with EpisodeStore(cfg.store, mode="a", image_size=cfg.image_size, camera=cfg.env.camera) as store:
-        done = {(m["task"], m["seed"]) for m in map(store.meta, store.filter(source="expert"))}
+        done = {(m["task"], m["seed"]) for m in map(store.meta, store.filter(source=cfg.source))}
         jobs = [
             dict(
                 task=task,
@@ -79,6 +84,7 @@ def collect(cfg: CollectConfig, output_dir: str | Path | None = None) -> list[Ta
         jsonl = open(out / "episodes.jsonl", "a") if out else None
         try:
             for episode in rollout_many(jobs, workers=cfg.workers, progress=cfg.progress):
+                episode.meta["source"] = cfg.source
                 index = store.append(episode)
                 if jsonl:
                     row = {"index": index, "steps": len(episode), **episode.full_meta()}
@@ -91,7 +97,7 @@ def collect(cfg: CollectConfig, output_dir: str | Path | None = None) -> list[Ta
         wanted = set(seeds)
         stats = []
         for task in tasks:
-            ids = [i for i in store.filter(source="expert", task=task) if store.meta(i)["seed"] in wanted]
+            ids = [i for i in store.filter(source=cfg.source, task=task) if store.meta(i)["seed"] in wanted]
             metas = [store.meta(i) for i in ids]
             lengths = [store.episode_length(i) - 1 for i in ids]  # actions taken
             stats.append(TaskStats.from_episodes(task, [m["success_gt"] == 1 for m in metas], lengths))

@@ -154,7 +154,7 @@ def _slug(text: str) -> str:
 
 def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResult:
     """Run every method on every (task, seed) and write the report; see the module docstring."""
-    from embodied.video import plan_video, write_mp4
+    from embodied.video import write_rollout_video
     from sim.env import check_camera, check_image_size
 
     # --- check everything before the first rollout -------------------------------------------------
@@ -194,8 +194,7 @@ def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResul
             video = None
             if result.job.seed in video_seeds:
                 path = out / "videos" / _slug(result.job.method) / f"{result.job.task}_seed{result.job.seed}.mp4"
-                frames = plan_video(result.episode.rgb, result.plans, result.subgoal_index, title=result.job.method)
-                video = str(write_mp4(path, frames, fps=cfg.video_fps).relative_to(out))
+                video = str(write_rollout_video(path, result, result.job.method, fps=cfg.video_fps).relative_to(out))
             rows.append(_row(result, video))
             if jsonl:
                 jsonl.write(json.dumps(rows[-1]) + "\n")

@@ -77,3 +77,8 @@ def plan_video(frames: np.ndarray, plans: Sequence = (), subgoal_index: np.ndarr
         image = _enlarge(np.concatenate(panels, axis=1), scale)
         out.append(np.concatenate([_caption(image.shape[1], caption), image], axis=0))
     return np.stack(out)
+
+
+def write_rollout_video(path: str | Path, result, title: str, fps: int = 20) -> Path:
+    """A plan-and-execute rollout (``embodied.rollouts`` result) as an MP4: executed | planned."""
+    return write_mp4(path, plan_video(result.episode.rgb, result.plans, result.subgoal_index, title=title), fps=fps)

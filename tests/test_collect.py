@@ -54,6 +54,22 @@ def test_collect_again_skips_what_the_store_holds(tmp_path):
     assert stats[0].episodes == 3
 
 
+def test_noisy_demos_get_their_own_source_tag(tmp_path):
+    """The SAIL loop's exploration demos: same store and seeds as the clean ones, other tag, not
+    taken for already collected; the noise really changes the actions."""
+    collect(_cfg(tmp_path, "task_set.tasks=[reach-v3]", "episodes_per_task=1"))
+    stats = collect(_cfg(tmp_path, "task_set.tasks=[reach-v3]", "episodes_per_task=1", "noise_std=0.5",
+                         "source=expert_noisy"))
+    assert stats[0].episodes == 1
+    with EpisodeStore(tmp_path / "demos.zarr", mode="r") as store:
+        assert [store.meta(i)["source"] for i in range(len(store))] == ["expert", "expert_noisy"]
+        clean, noisy = store.episode(0), store.episode(1)
+        n = min(len(clean), len(noisy)) - 1
+        assert abs(noisy.action[:n] - clean.action[:n]).mean() > 0.1
+    with pytest.raises(ValueError, match="source"):
+        collect(_cfg(tmp_path, "source="))
+
+
 def test_unknown_task_fails_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="drawer-open-v3"):
         collect(_cfg(tmp_path, "task_set.tasks=[drawer-opne-v3]"))

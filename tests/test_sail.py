@@ -88,8 +88,14 @@ def test_success_measured_on_rollouts_and_self_data_upweighted(tmp_path):
     """eval_episodes_per_task=0: iteration k's point is the simulator's verdict on its own R
     rollouts, the last model is measured on R fresh seeds; kept episodes are repeated in fine-tuning."""
     run = tmp_path / "run"
-    report = run_sail(_cfg("eval_episodes_per_task=0", "iterations=1", "self_data_share=0.75"), run)
+    report = run_sail(_cfg("eval_episodes_per_task=0", "iterations=1", "self_data_share=0.75",
+                           "explore_demos_per_task=1"), run)
     state = json.loads((run / "sail_state.json").read_text())["done"]
+    # The noisy exploration demo trains the IDM only: never the planner.
+    with EpisodeStore(run / "store.zarr") as store:
+        assert Counter(m["source"] for m in map(store.meta, range(len(store))) if m["source"] != "plan") == \
+            {"expert": 2, "expert_noisy": 1}
+    assert (state["pretrain_video"]["episodes"], state["pretrain_policy"]["episodes"]) == (2, 3)
     assert sorted(state) == sorted(["demos", "pretrain_video", "pretrain_policy", "iter_0/rollouts",
                                     "iter_0/finetune_video", "iter_0/finetune_policy", "iter_1/eval"])
     rows = [json.loads(line) for line in (run / "iter_0" / "rollouts.jsonl").read_text().splitlines()]

@@ -275,18 +275,20 @@ class EpisodeStore:
             ) from None
         self._ends = ends[:n]
 
-    def _trim(self) -> None:
+    def _trim(self, leftovers: bool = True) -> None:
         """Shrink every array to exactly the committed episodes (writers: on open and on close).
 
         Appends grow arrays ahead of need (fewer metadata writes); a killed append leaves data
         past the last commit. Entries of ``episode_ends`` past the commits are always -1 (its
         fill value, written explicitly when it grows), so shrinking it never uncovers an old end.
+        ``leftovers``: also delete the temp files of a killed writer's atomic writes (on open; a
+        writer that lives to close removes its own, so closing skips this walk over every file).
         """
         steps, n = self.num_steps, len(self)
         resizes = [(a, (steps, *a.shape[1:])) for a in self._arrays.values() if a.shape[0] != steps]
         resizes += [(a, (n,)) for a in (*self._columns_arrays.values(), self._ends_array) if a.shape[0] != n]
         _run_all(array._async_array.resize(shape) for array, shape in resizes)
-        for leftover in self.path.rglob("*.partial"):  # temp files of an interrupted atomic write
+        for leftover in self.path.rglob("*.partial") if leftovers else ():
             leftover.unlink(missing_ok=True)
 
     # --- writing -----------------------------------------------------------------------------------
@@ -530,7 +532,7 @@ class EpisodeStore:
         if self._lock is not None:
             try:
                 if hasattr(self, "_ends_array"):
-                    self._trim()
+                    self._trim(leftovers=False)
             finally:
                 self._lock.release()
                 self._lock = None

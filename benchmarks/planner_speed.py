@@ -23,11 +23,16 @@ import yaml
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "video_model"
 
 
-def preset_config(preset: str, image_size: int | None):
+INSTRUCTIONS = ["open the drawer"] + [f"open the drawer {i}" for i in range(64)]
+
+
+def preset_config(preset: str, image_size: int | None, text_encoder: str | None = None):
     from video_models import VideoModelConfig
 
     values = yaml.safe_load((CONFIGS / f"{preset}.yaml").read_text())
     values["image_size"] = image_size or {"cpu_tiny": 64, "gpu": 128}[preset]
+    if text_encoder == "learned":  # no MiniLM weights needed (e.g. a machine without the package)
+        values.update(text_encoder="learned", instructions=INSTRUCTIONS)
     return VideoModelConfig(**values)
 
 
@@ -46,12 +51,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10, help="timed train steps (after 2 warm-up steps)")
     p.add_argument("--plans", type=int, default=5, help="timed plans (after 1 warm-up plan)")
     p.add_argument("--bf16", action="store_true", help="autocast bf16 (GPU)")
+    p.add_argument("--text-encoder", choices=["preset", "learned"], default="preset",
+                   help="learned: an embedding table instead of MiniLM (one lookup per plan; the UNet dominates)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
     from video_models import Planner
 
-    cfg = preset_config(args.preset, args.image_size)
+    cfg = preset_config(args.preset, args.image_size, args.text_encoder)
     planner = Planner(cfg).to(args.device)
     n_params = sum(p.numel() for p in planner.parameters())
     k, s = cfg.num_frames, cfg.image_size
@@ -93,7 +100,8 @@ def main() -> None:
     assert plan.shape == (k, s, s, 3)
 
     print(f"preset={args.preset} device={args.device} threads={args.threads} image={s}px K={k} "
-          f"params={n_params / 1e6:.1f}M DDIM steps={cfg.sample_steps} batch={args.batch} bf16={args.bf16}")
+          f"params={n_params / 1e6:.1f}M DDIM steps={cfg.sample_steps} batch={args.batch} bf16={args.bf16} "
+          f"text={cfg.text_encoder}")
     goals = {"cpu_tiny": (0.5, 1.0), "gpu": (None, 0.5)}[args.preset]
     print("| measure | value | goal | ratio to goal |")
     print("|---|---:|---:|---:|")

@@ -132,7 +132,7 @@ def test_chunk_files_are_the_bytes_zarr_writes(tmp_path):
 def test_metadata_chunks_holding_the_same_values_are_not_rewritten(tmp_path, monkeypatch):
     """A column whose new entry equals its fill value (a demo's grader, sail_iteration, ...) would
     rewrite its chunk with the bytes already there: skipped. Any other value, a new chunk or a
-    new writer session writes it; every value reads back either way."""
+    new writer session writes it (fixed-width columns in place); every value reads back."""
     import embodied.store.chunks as chunks
     import embodied.store.episode_store as episode_store
 
@@ -151,7 +151,12 @@ def test_metadata_chunks_holding_the_same_values_are_not_rewritten(tmp_path, mon
             store.append(make_episode(n, length=5, grader=grader))
         # episode 0 writes chunk 0, 1-2 change nothing, 3 ("oracle") rewrites it; 4 starts chunk 1, 5 is skipped
         assert grader_writes() == ["c/0", "c/0", "c/1"]
-        assert sum("/episodes/task/" in w for w in writes) == 6  # a column that changes: every append
+        assert sum("/episodes/task/" in w for w in writes) == 6  # a string column that changes: every append
+        # Fixed-width columns and the commit are uncompressed: a chunk is written whole once per
+        # session, later appends overwrite their own rows in place (no file replaced).
+        assert [w.split("seed/")[1] for w in writes if "/episodes/seed/" in w] == ["c/0", "c/1"]
+        assert [w.split("episode_ends/")[1] for w in writes if "/episode_ends/" in w] == ["c/0", "c/1"]
+        assert len(store._columns_arrays["seed"].compressors) == 0 and len(store._columns_arrays["task"].compressors) == 1
     writes.clear()
     with EpisodeStore(path, mode="a") as store:  # a new session knows nothing of the files: writes once
         for n, grader in enumerate(graders[6:], start=6):
@@ -160,6 +165,9 @@ def test_metadata_chunks_holding_the_same_values_are_not_rewritten(tmp_path, mon
     reader = EpisodeStore(path)
     assert reader.column("grader") == graders
     assert all(np.isnan(v) for v in reader.column("grader_score"))
+    assert reader.column("seed") == list(range(8)) and len(reader) == 8
+    assert list(reader.episode_lengths()) == [5] * 8
+    assert list(reader._ends_array[:]) == list(range(5, 45, 5))  # zarr reads the in-place updates
 
 
 def test_filter_and_columns(tmp_path):

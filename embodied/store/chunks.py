@@ -72,6 +72,14 @@ class ChunkFiles:
         # recorded only after the file was replaced; ``forget`` drops it when zarr writes instead.
         self._remember = array.ndim == 1
         self._last: tuple[int, np.ndarray] | None = None
+        # Uncompressed fixed-width 1-D arrays (metadata columns and episode ends of stores made
+        # since 2026-11-26): a chunk this object wrote whole is then updated in place, only the
+        # bytes of the rows that changed (one pwrite, no new file). Crash safety holds as for a
+        # replaced file: the rows that change are past the last commit (ignored on open) or, for
+        # episode_ends, the commit itself, written last; a killed process cannot tear a pwrite
+        # of a few bytes (not a power cut: nothing is fsynced, as before).
+        self._in_place = (self._remember and len(meta.codecs) == 1 and isinstance(meta.codecs[0], BytesCodec)
+                          and dtype.kind in "biuf")
 
     def encode(self, block: np.ndarray) -> bytes:
         data = block
@@ -91,8 +99,12 @@ class ChunkFiles:
 
     def write_chunk(self, index: int, rows: np.ndarray) -> None:
         """Chunk ``index`` (``rows``: exactly one chunk), encoded and replaced atomically."""
-        if self._last is not None and self._last[0] == index and _same_rows(self._last[1], rows):
-            return  # the file already holds exactly these rows
+        if self._last is not None and self._last[0] == index:
+            if _same_rows(self._last[1], rows):
+                return  # the file already holds exactly these rows
+            if self._in_place and self._last[1].shape == rows.shape:
+                self._update_in_place(index, self._last[1], rows)
+                return
         path = self.path(index)
         if path.parent not in self._dirs:  # c/<i>/0/0/ is a directory per chunk of an N-d array
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +113,20 @@ class ChunkFiles:
         write_atomic(path, self.encode(rows))
         if self._remember:
             self._last = (index, rows.copy())
+
+    def _update_in_place(self, index: int, old: np.ndarray, rows: np.ndarray) -> None:
+        """Overwrite the rows of chunk ``index`` that differ from ``old`` (what the file holds)."""
+        changed = np.flatnonzero(~_equal_rows(old, rows))
+        lo, hi = int(changed[0]), int(changed[-1]) + 1
+        data = self.encode(rows[lo:hi])  # raw little-endian bytes: row i sits at i * itemsize
+        self._last = None  # unknown while the file is being written
+        fd = os.open(self.path(index), os.O_WRONLY)
+        try:
+            if os.pwrite(fd, data, lo * rows.dtype.itemsize) != len(data):
+                raise OSError(f"short write to {self.path(index)}")
+        finally:
+            os.close(fd)
+        self._last = (index, rows.copy())
 
     def forget(self) -> None:
         """Drop what this object knows of the files (after writes that went around it)."""
@@ -113,6 +139,14 @@ def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
     if a.dtype.kind == "f":
         return bool(np.array_equal(a, b, equal_nan=True))
     return bool(np.array_equal(a, b))
+
+
+def _equal_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise equality of two 1-D arrays (NaN equals NaN)."""
+    equal = a == b
+    if a.dtype.kind == "f":
+        equal |= np.isnan(a) & np.isnan(b)
+    return equal
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -7,9 +7,10 @@
     ids = store.filter(task="reach-v3", source="expert", success_gt=1)
 
 Crash safety. An append writes the data arrays, then the metadata columns, then
-``meta/episode_ends`` last: that entry is the commit point. zarr's local store replaces every
-file atomically (temp file + rename), so a process killed at any moment leaves each file whole,
-old or new. On open, the committed prefix is what ``episode_ends`` says; a writer cuts anything
+``meta/episode_ends`` last: that entry is the commit point. Chunk files are replaced atomically
+(temp file + rename, as zarr's local store does), so a process killed at any moment leaves each
+file whole, old or new; the uncompressed fixed-width metadata chunks of new stores are updated
+in place, but only in rows past the last commit (and the commit itself, last). On open, the committed prefix is what ``episode_ends`` says; a writer cuts anything
 past it (the remains of a killed append), a reader ignores it. This survives a killed process,
 not a power cut (nothing is fsynced).
 """
@@ -214,15 +215,22 @@ class EpisodeStore:
         self._schema = schema
         self._root.attrs.update({"format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, **schema.to_attrs(),
                                  "created_at": time.time()})
-        meta = self._root.create_group("meta")
-        meta.create_array("episode_ends", shape=(0,), dtype="int64", chunks=(META_CHUNK_EPISODES,), fill_value=-1)
-        columns = meta.create_group("episodes")
-        for name, kind in CODE_COLUMNS.items():
-            columns.create_array(name, shape=(0,), dtype=KIND_DTYPES[kind], chunks=(META_CHUNK_EPISODES,),
-                                 fill_value=EPISODE_META_DEFAULTS[name])
+        self._root.create_group("meta").create_group("episodes")
+        self._create_meta_arrays()
         self._root.create_group("data")
         if schema.complete:
             self._create_data_arrays()
+
+    def _create_meta_arrays(self) -> None:
+        """episode_ends and one array per metadata column. Fixed-width columns are stored
+        uncompressed (a few KB per 256 episodes): an append then updates their chunk files in
+        place (store/chunks.py) instead of replacing a file per column."""
+        self._root["meta"].create_array("episode_ends", shape=(0,), dtype="int64", chunks=(META_CHUNK_EPISODES,),
+                                        fill_value=-1, compressors=None)
+        columns = self._root["meta/episodes"]
+        for name, kind in CODE_COLUMNS.items():
+            columns.create_array(name, shape=(0,), dtype=KIND_DTYPES[kind], chunks=(META_CHUNK_EPISODES,),
+                                 fill_value=EPISODE_META_DEFAULTS[name], **({} if kind == "str" else {"compressors": None}))
 
     def _create_data_arrays(self) -> None:
         data = self._root["data"]
@@ -242,13 +250,9 @@ class EpisodeStore:
         for name in list(self._root["data"].array_keys()):
             del self._root["data"][name]
         del self._root[EPISODE_ENDS]
-        self._root["meta"].create_array("episode_ends", shape=(0,), dtype="int64", chunks=(META_CHUNK_EPISODES,),
-                                        fill_value=-1)
-        columns = self._root["meta/episodes"]
-        for name, kind in CODE_COLUMNS.items():
-            del columns[name]
-            columns.create_array(name, shape=(0,), dtype=KIND_DTYPES[kind], chunks=(META_CHUNK_EPISODES,),
-                                 fill_value=EPISODE_META_DEFAULTS[name])
+        for name in CODE_COLUMNS:
+            del self._root["meta/episodes"][name]
+        self._create_meta_arrays()
         if self._schema.complete:
             self._create_data_arrays()
 

@@ -167,10 +167,10 @@ def _demo_episodes(store, cfg: SailConfig) -> list[int]:
     return store.filter(source="expert", task=tasks, success_gt=1)
 
 
-def _policy_demo_episodes(store, cfg: SailConfig) -> list[int]:
-    """The IDM's: the planner's plus the noisy exploration demos (failed ones too: they still
-    show what actions do)."""
-    return sorted(_demo_episodes(store, cfg) + store.filter(source=NOISY, task=list(cfg.task_set.tasks)))
+def _policy_demo_episodes(store, cfg: SailConfig, demos: list[int]) -> list[int]:
+    """The IDM's: the planner's ``demos`` plus the noisy exploration demos (failed ones too: they
+    still show what actions do)."""
+    return sorted(demos + store.filter(source=NOISY, task=list(cfg.task_set.tasks)))
 
 
 def _kept_episodes(store, up_to_iteration: int) -> list[int]:
@@ -325,7 +325,8 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     # Pretraining on expert demos of the training tasks.
     _phase(state, "demos", collect_demos, cfg=cfg, run_dir=run_dir)
     with EpisodeStore(store) as s:
-        demos, policy_demos = _demo_episodes(s, cfg), _policy_demo_episodes(s, cfg)
+        demos = _demo_episodes(s, cfg)
+        policy_demos = _policy_demo_episodes(s, cfg, demos)
     planner = _phase(state, "pretrain_video", train_planner, cfg=cfg, store=store, out=run_dir / "pretrain" / "video",
                      train=cfg.pretrain_video, init_from=None, episodes=demos)["checkpoint"]
     policy = _phase(state, "pretrain_policy", train_executor_policy, cfg=cfg, store=store,

@@ -99,11 +99,12 @@ class ChunkFiles:
 
     def write_chunk(self, index: int, rows: np.ndarray) -> None:
         """Chunk ``index`` (``rows``: exactly one chunk), encoded and replaced atomically."""
-        if self._last is not None and self._last[0] == index:
-            if _same_rows(self._last[1], rows):
+        if self._last is not None and self._last[0] == index and self._last[1].dtype == rows.dtype:
+            changed = np.flatnonzero(~_equal_rows(self._last[1], rows))
+            if not len(changed):
                 return  # the file already holds exactly these rows
-            if self._in_place and self._last[1].shape == rows.shape:
-                self._update_in_place(index, self._last[1], rows)
+            if self._in_place:
+                self._update_in_place(index, rows, int(changed[0]), int(changed[-1]) + 1)
                 return
         path = self.path(index)
         if path.parent not in self._dirs:  # c/<i>/0/0/ is a directory per chunk of an N-d array
@@ -114,10 +115,8 @@ class ChunkFiles:
         if self._remember:
             self._last = (index, rows.copy())
 
-    def _update_in_place(self, index: int, old: np.ndarray, rows: np.ndarray) -> None:
-        """Overwrite the rows of chunk ``index`` that differ from ``old`` (what the file holds)."""
-        changed = np.flatnonzero(~_equal_rows(old, rows))
-        lo, hi = int(changed[0]), int(changed[-1]) + 1
+    def _update_in_place(self, index: int, rows: np.ndarray, lo: int, hi: int) -> None:
+        """Overwrite rows ``lo:hi`` of chunk ``index`` (the file holds the others already)."""
         data = self.encode(rows[lo:hi])  # raw little-endian bytes: row i sits at i * itemsize
         self._last = None  # unknown while the file is being written
         fd = os.open(self.path(index), os.O_WRONLY)
@@ -133,16 +132,8 @@ class ChunkFiles:
         self._last = None
 
 
-def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    if a.dtype.kind == "f":
-        return bool(np.array_equal(a, b, equal_nan=True))
-    return bool(np.array_equal(a, b))
-
-
 def _equal_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise equality of two 1-D arrays (NaN equals NaN)."""
+    """Row-wise equality of two 1-D arrays of one chunk (NaN equals NaN)."""
     equal = a == b
     if a.dtype.kind == "f":
         equal |= np.isnan(a) & np.isnan(b)

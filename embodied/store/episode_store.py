@@ -10,9 +10,10 @@ Crash safety. An append writes the data arrays, then the metadata columns, then
 ``meta/episode_ends`` last: that entry is the commit point. Chunk files are replaced atomically
 (temp file + rename, as zarr's local store does), so a process killed at any moment leaves each
 file whole, old or new; the uncompressed fixed-width metadata chunks of new stores are updated
-in place, but only in rows past the last commit (and the commit itself, last). On open, the committed prefix is what ``episode_ends`` says; a writer cuts anything
-past it (the remains of a killed append), a reader ignores it. This survives a killed process,
-not a power cut (nothing is fsynced).
+in place, but only in rows past the last commit (and the commit itself, last). On open, the
+committed prefix is what ``episode_ends`` says; a writer cuts anything past it (the remains of
+a killed append), a reader ignores it. This survives a killed process, not a power cut (nothing
+is fsynced).
 """
 
 from __future__ import annotations

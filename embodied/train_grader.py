@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from embodied.config import PresetConfig, TaskSetConfig
-from embodied.training import TrainConfig, TrainResult, Trainable, fit, latest_checkpoint
+from embodied.training import TrainConfig, TrainResult, Trainable, fit, latest_checkpoint, seed_model_init
 from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig
 from sim.catalog import validate_task_names
 
@@ -68,6 +68,8 @@ def train_grader(cfg: TrainGraderConfig, run_dir: str | Path, episodes: list[int
 
     source = latest_checkpoint(run_dir) if cfg.train.resume else None
     source = source or (Path(cfg.train.init_from) if cfg.train.init_from else None)
+    if source is None:
+        seed_model_init(cfg.train)
     model = SuccessClassifier.load(source) if source is not None else SuccessClassifier(cfg.model)
     model.train()
     # Balance the classes in the loss: a negative is as costly to miss as a positive.

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from embodied.config import EnvConfig, PresetConfig, TaskSetConfig
-from embodied.training import TrainConfig, TrainResult, Trainable, fit, latest_checkpoint
+from embodied.training import TrainConfig, TrainResult, Trainable, fit, latest_checkpoint, seed_model_init
 from policies.config import PolicyConfig
 from sim.catalog import validate_task_names
 
@@ -67,6 +67,7 @@ def train_policy(cfg: TrainPolicyConfig, run_dir: str | Path, episodes: list[int
     if source is not None:  # dims and normalisers come with the checkpoint
         policy = load_policy(source)
     else:
+        seed_model_init(cfg.train)
         policy = FrameGoalPolicy.from_source(cfg.policy, store, episodes)
     dataset = FrameGoalDataset.from_config(store, episodes, policy.config)
     log.info("training a %s policy on %d episodes (%d samples)", policy.config.type, len(episodes), len(dataset))

@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from embodied.config import EnvConfig, PresetConfig, TaskSetConfig
-from embodied.training import TrainConfig, TrainResult, fit, latest_checkpoint
+from embodied.training import TrainConfig, TrainResult, fit, latest_checkpoint, seed_model_init
 from sim.catalog import validate_task_names
 from video_models.config import VideoModelConfig
 
@@ -118,6 +118,8 @@ def train_video(cfg: TrainVideoConfig, run_dir: str | Path, episodes: list[int] 
 
     source = latest_checkpoint(run_dir) if cfg.train.resume else None
     source = source or (Path(cfg.train.init_from) if cfg.train.init_from else None)
+    if source is None:
+        seed_model_init(cfg.train)
     planner = load_planner(source) if source is not None else Planner(cfg.video_model)
     clips = PlanClipDataset(cfg.store, episodes, planner.config.num_frames, cfg.instruction_from_catalog, cfg.train.seed)
     log.info("training the planner on %d episodes (%d clips) of %d tasks", len(episodes), len(clips), len(tasks))

@@ -45,7 +45,10 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per optimizer step
     lr: float = 2e-4  # AdamW peak learning rate
     weight_decay: float = 0.0  # AdamW weight decay
-    warmup_steps: int = 50  # linear warm-up, then constant
+    warmup_steps: int = 50  # linear warm-up, then lr_schedule
+    # constant | cosine (decays to 0 at the last step: the weights settle instead of ending
+    # mid-walk, so consecutive fine-tuning rounds differ by what they learned, not by noise)
+    lr_schedule: str = "constant"
     max_grad_norm: float = 1.0  # gradient clipping (0: off)
     mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate)
     device: str = "auto"  # auto (GPU if present) | cpu
@@ -59,6 +62,32 @@ class TrainConfig:
     resume: bool = True  # continue from the run dir's latest checkpoint if there is one
     init_from: str | None = None  # fine-tune: start from this model checkpoint (weights only)
     progress: bool = True  # tqdm bar
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
+    """Multiplier of ``cfg.lr`` at optimizer step s (0-based): linear warm-up, then the schedule."""
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"train.lr_schedule={cfg.lr_schedule!r}: allowed {', '.join(LR_SCHEDULES)}")
+    warmup = max(1, cfg.warmup_steps)
+
+    def factor(s: int) -> float:
+        if s + 1 < warmup or cfg.lr_schedule == "constant":
+            return min(1.0, (s + 1) / warmup)
+        progress = min(1.0, (s + 1 - warmup) / max(1, cfg.steps - warmup + 1))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def seed_model_init(cfg: TrainConfig) -> None:
+    """Seed every RNG before a fresh model is built: its initial weights (and so the whole run)
+    are then the same in every run of the same command."""
+    from accelerate.utils import set_seed
+
+    set_seed(cfg.seed)
 
 
 @dataclass
@@ -174,6 +203,7 @@ def fit(
         raise ValueError(f"mixed_precision must be no | fp16 | bf16, got {cfg.mixed_precision!r}")
     if cfg.device not in ("auto", "cpu"):
         raise ValueError(f"device must be auto | cpu, got {cfg.device!r}")
+    lr_factor(cfg)  # validates lr_schedule before anything is written
     if cfg.torch_threads:
         torch.set_num_threads(int(cfg.torch_threads))
     run_dir = Path(run_dir)
@@ -198,13 +228,13 @@ def fit(
 
     params = model.parameters() if model.parameters else [p for p in model.module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warmup = max(1, cfg.warmup_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    factor = lr_factor(cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     if resume_dir is not None and (resume_dir / "optimizer.safetensors").exists():
         _load_optimizer(optimizer, resume_dir / "optimizer")
         scheduler.last_epoch = start_step
         for group in optimizer.param_groups:  # the LR the schedule gives at this step
-            group["lr"] = cfg.lr * min(1.0, (start_step + 1) / warmup)
+            group["lr"] = cfg.lr * factor(start_step)
 
     loader_kw: dict[str, Any] = dict(batch_size=cfg.batch_size, shuffle=True, drop_last=len(dataset) >= cfg.batch_size,
                                      collate_fn=collate_fn, num_workers=cfg.num_workers)

@@ -88,3 +88,37 @@ def test_bad_inputs(demo_store, tmp_path):
         train_video(_cfg(demo_store, "video_model.image_size=64"), tmp_path / "b")
     with pytest.raises(FileNotFoundError):
         train_video(_cfg(demo_store, f"store={tmp_path / 'nope.zarr'}"), tmp_path / "c")
+
+
+def test_fresh_runs_of_the_same_command_are_identical(demo_store, tmp_path):
+    """The model's initial weights are seeded too: two runs give the same planner, bit for bit."""
+    from video_models import load_planner
+
+    for name in ("a", "b"):
+        train_video(_cfg(demo_store, "train.steps=2", "train.sample_every=0"), tmp_path / name)
+    a, b = load_planner(tmp_path / "a" / "planner"), load_planner(tmp_path / "b" / "planner")
+    for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert np.array_equal(x.numpy(), y.numpy()), name
+    other = train_video(_cfg(demo_store, "train.steps=2", "train.sample_every=0", "train.seed=1"), tmp_path / "c")
+    assert other.steps == 2
+    c = load_planner(tmp_path / "c" / "planner")
+    assert any(not np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a.model.state_dict().values(),
+                                                                         c.model.state_dict().values()))
+
+
+def test_cosine_schedule_warms_up_then_decays_to_near_zero(demo_store, tmp_path):
+    from embodied.training import TrainConfig, lr_factor
+
+    f = lr_factor(TrainConfig(steps=100, warmup_steps=10, lr_schedule="cosine"))
+    assert f(0) == pytest.approx(0.1) and f(9) == 1.0
+    values = [f(s) for s in range(9, 100)]
+    assert all(x >= y for x, y in zip(values, values[1:])) and 0 < values[-1] < 1e-3
+    assert lr_factor(TrainConfig(steps=100, warmup_steps=10))(99) == 1.0  # constant
+    run = tmp_path / "cos"
+    train_video(_cfg(demo_store, "train.steps=4", "train.warmup_steps=1", "train.lr_schedule=cosine",
+                     "train.sample_every=0"), run)
+    lrs = [json.loads(line)["lr"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < lrs[0]
+    with pytest.raises(ValueError, match="lr_schedule"):
+        train_video(_cfg(demo_store, "train.lr_schedule=linear"), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

@@ -86,6 +86,10 @@ class SailConfig:
     # are repeated until they make up this share. Without it a few kept episodes drown in the demos
     # of other tasks. 0: demos and kept episodes pooled as they are.
     self_data_share: float = 0.5
+    # Where each round's planner fine-tuning starts: "previous" (the last round's planner, the
+    # paper's loop) or "pretrained" (the pretrained planner, on demos + everything kept so far:
+    # rounds do not pile up drift).
+    finetune_from: str = "previous"
     # The same for the IDM. It learns task-agnostic inverse dynamics, and repeating a dozen of its
     # own episodes made it forget them (measured: success fell to ~0 after two rounds), so pooled.
     policy_self_data_share: float = 0.0
@@ -254,13 +258,22 @@ def collect_rollouts(cfg: SailConfig, store_path: Path, out: Path, iteration: in
 
 
 def finetune_episodes(store, demos: list[int], kept: list[int], share: float) -> list[int]:
-    """Demos + kept episodes, the kept ones repeated so that they give ~``share`` of the steps."""
+    """Demos + kept episodes, the kept ones repeated so that they give ~``share`` of the steps,
+    split equally between the tasks they come from: an easy task's many successes must not crowd
+    out a hard task's few (measured, unbalanced: the task with fewer kept episodes lost what the
+    first round had taught it)."""
     if not kept or share <= 0:
         return demos + kept
     demo_steps = sum(store.episode_length(i) for i in demos)
-    kept_steps = sum(store.episode_length(i) for i in kept)
-    repeat = max(1, round(share / (1 - share) * demo_steps / max(kept_steps, 1)))
-    return demos + kept * repeat
+    by_task: dict[str, list[int]] = {}
+    for i in kept:
+        by_task.setdefault(store.meta(i)["task"], []).append(i)
+    per_task = share / (1 - share) * max(demo_steps, 1) / len(by_task)
+    mixed = list(demos)
+    for episodes in by_task.values():
+        steps = sum(store.episode_length(i) for i in episodes)
+        mixed += episodes * max(1, round(per_task / max(steps, 1)))
+    return mixed
 
 
 def grader_agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -300,7 +313,6 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     from sim.catalog import validate_task_names
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     train_tasks = validate_task_names(list(cfg.task_set.tasks))
     targets = validate_task_names(list(cfg.target_set.tasks))
     if cfg.explore_demos_per_task < 0 or cfg.explore_noise_std < 0:
@@ -312,13 +324,16 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     if cfg.eval_episodes_per_task < 0 or cfg.rollouts_per_task < 1 or cfg.iterations < 0:
         raise ValueError("need eval_episodes_per_task >= 0, rollouts_per_task >= 1 and iterations >= 0, got "
                          f"{cfg.eval_episodes_per_task}, {cfg.rollouts_per_task}, {cfg.iterations}")
+    if cfg.finetune_from not in ("previous", "pretrained"):
+        raise ValueError(f"finetune_from must be previous | pretrained, got {cfg.finetune_from!r}")
     if cfg.eval_episodes_per_task == 0 and not cfg.self_training:
         raise ValueError("self_training=false has no rollouts to measure: set eval_episodes_per_task > 0")
     if set(train_tasks) & set(targets) and cfg.target_demos_per_task == 0:
         log.warning("target tasks %s are also pretraining tasks", sorted(set(train_tasks) & set(targets)))
     from embodied.vlm import make_grader
 
-    grader = make_grader(cfg.grader)  # configs/grader/<name>.yaml: oracle | learned | vlm | none
+    grader = make_grader(cfg.grader)
+    run_dir.mkdir(parents=True, exist_ok=True)  # configs/grader/<name>.yaml: oracle | learned | vlm | none
     state = RunState(run_dir)
     store = _store_path(cfg, run_dir)
 
@@ -327,8 +342,9 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     with EpisodeStore(store) as s:
         demos = _demo_episodes(s, cfg)
         policy_demos = _policy_demo_episodes(s, cfg, demos)
-    planner = _phase(state, "pretrain_video", train_planner, cfg=cfg, store=store, out=run_dir / "pretrain" / "video",
-                     train=cfg.pretrain_video, init_from=None, episodes=demos)["checkpoint"]
+    planner = pretrained = _phase(state, "pretrain_video", train_planner, cfg=cfg, store=store,
+                                  out=run_dir / "pretrain" / "video", train=cfg.pretrain_video, init_from=None,
+                                  episodes=demos)["checkpoint"]
     policy = _phase(state, "pretrain_policy", train_executor_policy, cfg=cfg, store=store,
                     out=run_dir / "pretrain" / "policy", train=cfg.pretrain_policy, init_from=None,
                     episodes=policy_demos)["checkpoint"]
@@ -346,8 +362,9 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
                 kept = _kept_episodes(s, it)
                 for_planner = finetune_episodes(s, demos, kept, cfg.self_data_share)
                 for_policy = finetune_episodes(s, policy_demos, kept, cfg.policy_self_data_share)
+            start = pretrained if cfg.finetune_from == "pretrained" else planner
             planner = _phase(state, f"iter_{it}/finetune_video", train_planner, cfg=cfg, store=store, out=out / "video",
-                             train=cfg.finetune_video, init_from=planner, episodes=for_planner)["checkpoint"]
+                             train=cfg.finetune_video, init_from=start, episodes=for_planner)["checkpoint"]
             if cfg.finetune_policy_too:
                 policy = _phase(state, f"iter_{it}/finetune_policy", train_executor_policy, cfg=cfg, store=store,
                                 out=out / "policy", train=cfg.finetune_policy, init_from=policy,

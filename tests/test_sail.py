@@ -117,6 +117,11 @@ def test_finetune_episodes_give_kept_ones_their_share(tmp_path):
         kept = store.extend([make_episode(10 + s, length=20) for s in range(2)])  # 40 steps
         mixed = finetune_episodes(store, demos, kept, 0.5)
         assert mixed[:6] == demos and Counter(mixed[6:]) == {kept[0]: 4, kept[1]: 4}  # 160 vs 180 steps
+        # Per task: three kept episodes of task-1 and one of task-2 get the same number of steps.
+        more = store.extend([make_episode(s, length=10) for s in (31, 34, 37, 32)])
+        assert [store.meta(i)["task"] for i in more] == ["task-1"] * 3 + ["task-2"]
+        mixed = Counter(finetune_episodes(store, demos, more, 0.5))
+        assert mixed[more[0]] == mixed[more[1]] == mixed[more[2]] == 3 and mixed[more[3]] == 9  # 90 steps each
         assert finetune_episodes(store, demos, kept, 0.0) == demos + kept
         assert finetune_episodes(store, demos, [], 0.5) == demos
     with pytest.raises(ValueError, match="self_data_share"):
@@ -168,3 +173,18 @@ def test_kill_9_anywhere_then_rerun_resumes(tmp_path):
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     _check_run(run)
+
+
+def test_finetune_from_pretrained_restarts_every_round(tmp_path):
+    run = tmp_path / "run"
+    run_sail(_cfg("finetune_from=pretrained", "eval_episodes_per_task=0", "finetune_policy_too=false"), run)
+
+    def started_from(it: int) -> str:
+        latest = sorted((run / f"iter_{it}" / "video" / "checkpoints").glob("step_*"))[-1]
+        return json.loads((latest / "trainer_state.json").read_text())["train_config"]["init_from"]
+
+    pretrained = str(run / "pretrain" / "video" / "planner")
+    assert started_from(0) == started_from(1) == pretrained
+    with pytest.raises(ValueError, match="finetune_from"):
+        run_sail(_cfg("finetune_from=best"), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,10 @@ class SailConfig:
     explore_seed_start: int = 20_000  # disjoint from demo, rollout and evaluation seeds
     iterations: int = 3  # SAIL iterations
     rollouts_per_task: int = 10  # R: self-collected rollouts per target task and iteration
+    # Exploration in self-collection: std of Gaussian noise on the executed actions of the
+    # rollouts (never of the evaluation). Self-training only keeps what already works: without it
+    # the kept handle-press-side successes all came from the easy third of handle positions.
+    rollout_action_noise_std: float = 0.0
     rollout_seed_start: int = 1000  # iteration it uses seeds start + it * R .. (disjoint from demos)
     # Held-out evaluation episodes per target task after every iteration (fixed seeds from
     # eval_seed_start). 0: each iteration's success is the simulator's verdict on its own rollouts
@@ -224,7 +228,8 @@ def collect_rollouts(cfg: SailConfig, store_path: Path, out: Path, iteration: in
     done = {(r["task"], r["seed"]) for r in rows}
     first = cfg.rollout_seed_start + iteration * cfg.rollouts_per_task
     seeds = range(first, first + cfg.rollouts_per_task)
-    settings = RolloutSettings(image_size=cfg.image_size, camera=cfg.env.camera, executor=cfg.executor)
+    executor = replace(cfg.executor, action_noise_std=cfg.rollout_action_noise_std)
+    settings = RolloutSettings(image_size=cfg.image_size, camera=cfg.env.camera, executor=executor)
     with EpisodeStore(store_path, mode="a") as store:
         done |= {(store.meta(i)["task"], store.meta(i)["seed"])
                  for i in store.filter(source="plan", sail_iteration=iteration)}
@@ -326,6 +331,11 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
                          f"{cfg.eval_episodes_per_task}, {cfg.rollouts_per_task}, {cfg.iterations}")
     if cfg.finetune_from not in ("previous", "pretrained"):
         raise ValueError(f"finetune_from must be previous | pretrained, got {cfg.finetune_from!r}")
+    if cfg.rollout_action_noise_std < 0:
+        raise ValueError(f"rollout_action_noise_std must be >= 0, got {cfg.rollout_action_noise_std}")
+    if cfg.eval_episodes_per_task == 0 and cfg.rollout_action_noise_std > 0:
+        raise ValueError("rollout_action_noise_std > 0 makes the rollouts unfit to measure success: set "
+                         "eval_episodes_per_task > 0")
     if cfg.eval_episodes_per_task == 0 and not cfg.self_training:
         raise ValueError("self_training=false has no rollouts to measure: set eval_episodes_per_task > 0")
     if set(train_tasks) & set(targets) and cfg.target_demos_per_task == 0:

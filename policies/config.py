@@ -184,6 +184,12 @@ class ExecutorConfig:
     stop_on_success: bool = True  # end the episode at info["success"] (after extra_steps_after_success)
     extra_steps_after_success: int = 0  # keep acting this many steps after the first success (video shows the end)
 
+    # --- exploration ---
+    # Std of Gaussian noise added to every executed action (then clipped to [-1, 1]); seeded by
+    # the episode seed. For self-collection only: reaching initial states where the noiseless
+    # system always fails. 0 (evaluation): the policy's actions as they are.
+    action_noise_std: float = 0.0
+
     def __post_init__(self) -> None:
         _check_int(self, "max_steps", 1)
         _check_int(self, "extra_steps_after_success", 0)
@@ -196,6 +202,8 @@ class ExecutorConfig:
             raise ValueError(f"advance_mse must be >= 0, got {self.advance_mse}")
         if not self.stall_threshold >= 0:
             raise ValueError(f"stall_threshold must be >= 0, got {self.stall_threshold}")
+        if not self.action_noise_std >= 0:
+            raise ValueError(f"action_noise_std must be >= 0, got {self.action_noise_std}")
         if self.stall_metric not in STALL_METRICS:
             raise ValueError(f"stall_metric must be one of {STALL_METRICS}, got {self.stall_metric!r}")
 

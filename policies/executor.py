@@ -156,6 +156,7 @@ class PlanExecutor:
         window = deque(maxlen=(cfg.stall_window or 0) + 1)  # stall signal since the last plan
         first_success: int | None = None
         ended = False
+        noise = np.random.default_rng([0 if seed is None else int(seed), 0x5EED]) if cfg.action_noise_std > 0 else None
 
         for t in range(cfg.max_steps):  # t = actions taken so far
             exhausted = plan is not None and subgoal >= len(plan)
@@ -177,6 +178,8 @@ class PlanExecutor:
                 chunk = self._query(frames[-1], plan[goal], states[-1])
                 queue.extend(chunk[: cfg.actions_per_query] if cfg.actions_per_query else chunk)
             action = queue.popleft()
+            if noise is not None:  # exploration: the noisy action is what is executed and recorded
+                action = np.clip(action + noise.normal(0.0, cfg.action_noise_std, action.shape), -1, 1).astype(np.float32)
             obs, _, terminated, truncated, info = env.step(action)
             rgb, state = _read_obs(obs, like=frames[0])
             frames.append(rgb)

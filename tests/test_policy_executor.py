@@ -189,3 +189,20 @@ def test_bad_inputs_give_clear_errors():
         PlanExecutor(object(), PointMassPlanner(env))
     with pytest.raises(TypeError, match="callable"):
         PlanExecutor(OraclePointPolicy(), "not a planner")
+
+
+def test_action_noise_explores_reproducibly():
+    def run(std, seed):
+        env = PointMassEnv(size=32, max_episode_steps=1000)
+        cfg = no_stall(max_steps=30, replan_every=10, steps_per_subgoal=100, action_noise_std=std)
+        return PlanExecutor(AwayPolicy(), PointMassPlanner(env, k=7), cfg).run(env, "go", seed=seed)
+
+    clean, noisy, again, other = run(0.0, 1), run(0.3, 1), run(0.3, 1), run(0.3, 2)
+    assert np.allclose(clean.actions[:-1], [-0.05, 0.0])
+    deviation = noisy.actions[:-1] - clean.actions[:-1]
+    assert 0.15 < deviation.std() < 0.45 and np.abs(noisy.actions).max() <= 1  # what was executed, clipped
+    np.testing.assert_array_equal(noisy.actions, again.actions)  # seeded by the episode seed
+    assert not np.array_equal(noisy.actions, other.actions)
+    assert not np.array_equal(noisy.states, clean.states)  # the env saw the noisy actions
+    with pytest.raises(ValueError, match="action_noise_std"):
+        ExecutorConfig(action_noise_std=-0.1)

@@ -188,3 +188,22 @@ def test_finetune_from_pretrained_restarts_every_round(tmp_path):
     with pytest.raises(ValueError, match="finetune_from"):
         run_sail(_cfg("finetune_from=best"), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_rollout_action_noise_is_for_self_collection_only(tmp_path, monkeypatch):
+    import embodied.rollouts
+    from embodied.sail import collect_rollouts
+
+    seen = []
+    monkeypatch.setattr(embodied.rollouts, "rollout_plan_many",
+                        lambda jobs, settings, **kw: seen.append((len(jobs), settings.executor)) or iter(()))
+    cfg = _cfg("rollout_action_noise_std=0.3")
+    result = collect_rollouts(cfg, tmp_path / "s.zarr", tmp_path / "out", 0, "planner", "policy", grader=None)
+    assert result["rollouts"] == 0 and seen[0][0] == 2 and seen[0][1].action_noise_std == 0.3
+    assert seen[0][1].max_steps == cfg.executor.max_steps == 20  # the rest of the executor as configured
+    assert cfg.executor.action_noise_std == 0.0  # what evaluate_targets hands the evaluation
+    with pytest.raises(ValueError, match="eval_episodes_per_task"):
+        run_sail(_cfg("rollout_action_noise_std=0.3", "eval_episodes_per_task=0"), tmp_path / "bad")
+    with pytest.raises(ValueError, match="rollout_action_noise_std"):
+        run_sail(_cfg("rollout_action_noise_std=-1"), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

@@ -342,8 +342,8 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
         log.warning("target tasks %s are also pretraining tasks", sorted(set(train_tasks) & set(targets)))
     from embodied.vlm import make_grader
 
-    grader = make_grader(cfg.grader)
-    run_dir.mkdir(parents=True, exist_ok=True)  # configs/grader/<name>.yaml: oracle | learned | vlm | none
+    grader = make_grader(cfg.grader)  # configs/grader/<name>.yaml: oracle | learned | vlm | none
+    run_dir.mkdir(parents=True, exist_ok=True)  # only once the config is known to be valid
     state = RunState(run_dir)
     store = _store_path(cfg, run_dir)
 

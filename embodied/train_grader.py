@@ -68,9 +68,11 @@ def train_grader(cfg: TrainGraderConfig, run_dir: str | Path, episodes: list[int
 
     source = latest_checkpoint(run_dir) if cfg.train.resume else None
     source = source or (Path(cfg.train.init_from) if cfg.train.init_from else None)
-    if source is None:
+    if source is not None:
+        model = SuccessClassifier.load(source)
+    else:
         seed_model_init(cfg.train)
-    model = SuccessClassifier.load(source) if source is not None else SuccessClassifier(cfg.model)
+        model = SuccessClassifier(cfg.model)
     model.train()
     # Balance the classes in the loss: a negative is as costly to miss as a positive.
     model.pos_weight.fill_(dataset.num_negative / dataset.num_positive)

@@ -118,9 +118,11 @@ def train_video(cfg: TrainVideoConfig, run_dir: str | Path, episodes: list[int] 
 
     source = latest_checkpoint(run_dir) if cfg.train.resume else None
     source = source or (Path(cfg.train.init_from) if cfg.train.init_from else None)
-    if source is None:
+    if source is not None:
+        planner = load_planner(source)
+    else:
         seed_model_init(cfg.train)
-    planner = load_planner(source) if source is not None else Planner(cfg.video_model)
+        planner = Planner(cfg.video_model)
     clips = PlanClipDataset(cfg.store, episodes, planner.config.num_frames, cfg.instruction_from_catalog, cfg.train.seed)
     log.info("training the planner on %d episodes (%d clips) of %d tasks", len(episodes), len(clips), len(tasks))
     trainable = _planner_trainable(planner, clips, cfg.num_sample_plans, cfg.train.seed)

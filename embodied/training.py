@@ -203,7 +203,7 @@ def fit(
         raise ValueError(f"mixed_precision must be no | fp16 | bf16, got {cfg.mixed_precision!r}")
     if cfg.device not in ("auto", "cpu"):
         raise ValueError(f"device must be auto | cpu, got {cfg.device!r}")
-    lr_factor(cfg)  # validates lr_schedule before anything is written
+    factor = lr_factor(cfg)  # validates lr_schedule before anything is written
     if cfg.torch_threads:
         torch.set_num_threads(int(cfg.torch_threads))
     run_dir = Path(run_dir)
@@ -228,7 +228,6 @@ def fit(
 
     params = model.parameters() if model.parameters else [p for p in model.module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    factor = lr_factor(cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     if resume_dir is not None and (resume_dir / "optimizer.safetensors").exists():
         _load_optimizer(optimizer, resume_dir / "optimizer")

@@ -85,6 +85,7 @@ class SailConfig:
     eval_episodes_per_task: int = 10
     eval_seed_start: int = 10_000  # disjoint from demo and rollout seeds
     self_training: bool = True  # false: the "no self-training" baseline (evaluate, never fine-tune)
+    finetune_planner: bool = True  # fine-tune the planner on kept episodes each round (false: it stays as pretrained)
     finetune_policy_too: bool = True  # fine-tune the IDM on kept episodes as well as the planner
     # Share of the planner's fine-tuning clips drawn from the kept (self-collected) episodes: they
     # are repeated until they make up this share. Without it a few kept episodes drown in the demos
@@ -336,6 +337,9 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     if cfg.eval_episodes_per_task == 0 and cfg.rollout_action_noise_std > 0:
         raise ValueError("rollout_action_noise_std > 0 makes the rollouts unfit to measure success: set "
                          "eval_episodes_per_task > 0")
+    if cfg.self_training and not (cfg.finetune_planner or cfg.finetune_policy_too):
+        raise ValueError("self_training=true but finetune_planner=false and finetune_policy_too=false: nothing "
+                         "learns from the kept episodes (use self_training=false for that baseline)")
     if cfg.eval_episodes_per_task == 0 and not cfg.self_training:
         raise ValueError("self_training=false has no rollouts to measure: set eval_episodes_per_task > 0")
     if set(train_tasks) & set(targets) and cfg.target_demos_per_task == 0:
@@ -372,9 +376,11 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
                 kept = _kept_episodes(s, it)
                 for_planner = finetune_episodes(s, demos, kept, cfg.self_data_share)
                 for_policy = finetune_episodes(s, policy_demos, kept, cfg.policy_self_data_share)
-            start = pretrained if cfg.finetune_from == "pretrained" else planner
-            planner = _phase(state, f"iter_{it}/finetune_video", train_planner, cfg=cfg, store=store, out=out / "video",
-                             train=cfg.finetune_video, init_from=start, episodes=for_planner)["checkpoint"]
+            if cfg.finetune_planner:
+                start = pretrained if cfg.finetune_from == "pretrained" else planner
+                planner = _phase(state, f"iter_{it}/finetune_video", train_planner, cfg=cfg, store=store,
+                                 out=out / "video", train=cfg.finetune_video, init_from=start,
+                                 episodes=for_planner)["checkpoint"]
             if cfg.finetune_policy_too:
                 policy = _phase(state, f"iter_{it}/finetune_policy", train_executor_policy, cfg=cfg, store=store,
                                 out=out / "policy", train=cfg.finetune_policy, init_from=policy,

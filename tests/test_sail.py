@@ -190,6 +190,20 @@ def test_finetune_from_pretrained_restarts_every_round(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_idm_only_rounds_keep_the_pretrained_planner(tmp_path):
+    """finetune_planner=false: each round fine-tunes the IDM alone; the planner stays as pretrained."""
+    run = tmp_path / "run"
+    run_sail(_cfg("finetune_planner=false", "finetune_policy_too=true", "policy_self_data_share=0.5"), run)
+    state = json.loads((run / "sail_state.json").read_text())["done"]
+    assert not [p for p in state if p.endswith("finetune_video")]
+    assert [p for p in state if p.endswith("finetune_policy")] == ["iter_0/finetune_policy", "iter_1/finetune_policy"]
+    last = json.loads((run / "iter_2" / "eval" / "episodes.jsonl").read_text().splitlines()[0])["checkpoint"]
+    assert last == f"planner={run / 'pretrain' / 'video' / 'planner'};policy={run / 'iter_1' / 'policy' / 'policy'}"
+    with pytest.raises(ValueError, match="nothing learns"):
+        run_sail(_cfg("finetune_planner=false", "finetune_policy_too=false"), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_rollout_action_noise_is_for_self_collection_only(tmp_path, monkeypatch):
     import embodied.rollouts
     from embodied.sail import collect_rollouts

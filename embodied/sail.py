@@ -91,8 +91,8 @@ class SailConfig:
     # are repeated until they make up this share. Without it a few kept episodes drown in the demos
     # of other tasks. 0: demos and kept episodes pooled as they are.
     self_data_share: float = 0.5
-    # Where each round's planner fine-tuning starts: "previous" (the last round's planner, the
-    # paper's loop) or "pretrained" (the pretrained planner, on demos + everything kept so far:
+    # Where each round's fine-tuning starts (planner and IDM): "previous" (the last round's model,
+    # the paper's loop) or "pretrained" (the pretrained model, on demos + everything kept so far:
     # rounds do not pile up drift).
     finetune_from: str = "previous"
     # The same for the IDM. It learns task-agnostic inverse dynamics, and repeating a dozen of its
@@ -359,7 +359,7 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     planner = pretrained = _phase(state, "pretrain_video", train_planner, cfg=cfg, store=store,
                                   out=run_dir / "pretrain" / "video", train=cfg.pretrain_video, init_from=None,
                                   episodes=demos)["checkpoint"]
-    policy = _phase(state, "pretrain_policy", train_executor_policy, cfg=cfg, store=store,
+    policy = pretrained_policy = _phase(state, "pretrain_policy", train_executor_policy, cfg=cfg, store=store,
                     out=run_dir / "pretrain" / "policy", train=cfg.pretrain_policy, init_from=None,
                     episodes=policy_demos)["checkpoint"]
 
@@ -383,7 +383,8 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
                                  episodes=for_planner)["checkpoint"]
             if cfg.finetune_policy_too:
                 policy = _phase(state, f"iter_{it}/finetune_policy", train_executor_policy, cfg=cfg, store=store,
-                                out=out / "policy", train=cfg.finetune_policy, init_from=policy,
+                                out=out / "policy", train=cfg.finetune_policy,
+                                init_from=pretrained_policy if cfg.finetune_from == "pretrained" else policy,
                                 episodes=for_policy)["checkpoint"]
         write_report(cfg, run_dir, state)
     final = f"iter_{cfg.iterations}"

@@ -177,14 +177,15 @@ def test_kill_9_anywhere_then_rerun_resumes(tmp_path):
 
 def test_finetune_from_pretrained_restarts_every_round(tmp_path):
     run = tmp_path / "run"
-    run_sail(_cfg("finetune_from=pretrained", "eval_episodes_per_task=0", "finetune_policy_too=false"), run)
+    run_sail(_cfg("finetune_from=pretrained", "eval_episodes_per_task=0", "finetune_policy_too=true"), run)
 
-    def started_from(it: int) -> str:
-        latest = sorted((run / f"iter_{it}" / "video" / "checkpoints").glob("step_*"))[-1]
+    def started_from(it: int, model: str = "video") -> str:
+        latest = sorted((run / f"iter_{it}" / model / "checkpoints").glob("step_*"))[-1]
         return json.loads((latest / "trainer_state.json").read_text())["train_config"]["init_from"]
 
     pretrained = str(run / "pretrain" / "video" / "planner")
     assert started_from(0) == started_from(1) == pretrained
+    assert started_from(0, "policy") == started_from(1, "policy") == str(run / "pretrain" / "policy" / "policy")
     with pytest.raises(ValueError, match="finetune_from"):
         run_sail(_cfg("finetune_from=best"), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()

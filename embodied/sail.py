@@ -91,13 +91,13 @@ class SailConfig:
     # are repeated until they make up this share. Without it a few kept episodes drown in the demos
     # of other tasks. 0: demos and kept episodes pooled as they are.
     self_data_share: float = 0.5
+    # The same for the IDM. It learns task-agnostic inverse dynamics, and repeating a dozen of its
+    # own episodes made it forget them (measured: success fell to ~0 after two rounds), so pooled.
+    policy_self_data_share: float = 0.0
     # Where each round's fine-tuning starts (planner and IDM): "previous" (the last round's model,
     # the paper's loop) or "pretrained" (the pretrained model, on demos + everything kept so far:
     # rounds do not pile up drift).
     finetune_from: str = "previous"
-    # The same for the IDM. It learns task-agnostic inverse dynamics, and repeating a dozen of its
-    # own episodes made it forget them (measured: success fell to ~0 after two rounds), so pooled.
-    policy_self_data_share: float = 0.0
     # Keep a graded success only if it took at most this many steps (None: any length). Slow,
     # hesitant successes teach the planner slow plans: measured, the kept rollouts' mean length
     # grew from 106 to 135 steps after one round and success then fell with a 200-step budget.
@@ -360,8 +360,9 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
                                   out=run_dir / "pretrain" / "video", train=cfg.pretrain_video, init_from=None,
                                   episodes=demos)["checkpoint"]
     policy = pretrained_policy = _phase(state, "pretrain_policy", train_executor_policy, cfg=cfg, store=store,
-                    out=run_dir / "pretrain" / "policy", train=cfg.pretrain_policy, init_from=None,
-                    episodes=policy_demos)["checkpoint"]
+                                        out=run_dir / "pretrain" / "policy", train=cfg.pretrain_policy,
+                                        init_from=None, episodes=policy_demos)["checkpoint"]
+    restart = cfg.finetune_from == "pretrained"  # every round from the pretrained models
 
     for it in range(cfg.iterations):
         out = run_dir / f"iter_{it}"
@@ -377,14 +378,13 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
                 for_planner = finetune_episodes(s, demos, kept, cfg.self_data_share)
                 for_policy = finetune_episodes(s, policy_demos, kept, cfg.policy_self_data_share)
             if cfg.finetune_planner:
-                start = pretrained if cfg.finetune_from == "pretrained" else planner
                 planner = _phase(state, f"iter_{it}/finetune_video", train_planner, cfg=cfg, store=store,
-                                 out=out / "video", train=cfg.finetune_video, init_from=start,
-                                 episodes=for_planner)["checkpoint"]
+                                 out=out / "video", train=cfg.finetune_video,
+                                 init_from=pretrained if restart else planner, episodes=for_planner)["checkpoint"]
             if cfg.finetune_policy_too:
                 policy = _phase(state, f"iter_{it}/finetune_policy", train_executor_policy, cfg=cfg, store=store,
                                 out=out / "policy", train=cfg.finetune_policy,
-                                init_from=pretrained_policy if cfg.finetune_from == "pretrained" else policy,
+                                init_from=pretrained_policy if restart else policy,
                                 episodes=for_policy)["checkpoint"]
         write_report(cfg, run_dir, state)
     final = f"iter_{cfg.iterations}"

@@ -86,7 +86,7 @@ class SailConfig:
     eval_seed_start: int = 10_000  # disjoint from demo and rollout seeds
     self_training: bool = True  # false: the "no self-training" baseline (evaluate, never fine-tune)
     finetune_planner: bool = True  # fine-tune the planner on kept episodes each round (false: it stays as pretrained)
-    finetune_policy_too: bool = True  # fine-tune the IDM on kept episodes as well as the planner
+    finetune_policy_too: bool = True  # fine-tune the IDM on kept episodes each round (with or without the planner)
     # Share of the planner's fine-tuning clips drawn from the kept (self-collected) episodes: they
     # are repeated until they make up this share. Without it a few kept episodes drown in the demos
     # of other tasks. 0: demos and kept episodes pooled as they are.

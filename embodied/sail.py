@@ -103,6 +103,10 @@ class SailConfig:
     # grew from 106 to 135 steps after one round and success then fell with a 200-step budget.
     keep_max_steps: int | None = None
     upper_bounds: bool = True  # iteration 0's evaluation also runs the expert and oracle-plan rows
+    # Wall-time budget of the whole run, minutes (None: none). After every phase the loop logs the
+    # time still to go (from the finished phases of the same kind) and warns once it is on course
+    # to go over.
+    budget_minutes: float | None = None
     workers: int = 2  # rollout processes
     image_size: int = 64
     videos: int = 1  # MP4s per task in each evaluation
@@ -119,6 +123,8 @@ class RunState:
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / STATE_FILE
         self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {"done": {}}
+        self.plan: list[str] = []  # the phases the run will go through (for the time still to go)
+        self.budget_s: float | None = None
 
     def done(self, phase: str) -> bool:
         return phase in self.data["done"]
@@ -142,7 +148,51 @@ def _phase(state: RunState, name: str, fn, **kwargs) -> dict[str, Any]:
     t0 = time.perf_counter()
     result = fn(**kwargs) or {}
     state.finish(name, wall_s=time.perf_counter() - t0, **result)
+    if state.plan:
+        _log_time_to_go(state)
     return state.info(name)
+
+
+def planned_phases(cfg: SailConfig) -> list[str]:
+    """The phase names ``run_sail`` goes through for ``cfg``, in order."""
+    names = ["demos", "pretrain_video", "pretrain_policy"]
+    for it in range(cfg.iterations):
+        kinds = [("rollouts", cfg.self_training), ("eval", cfg.eval_episodes_per_task > 0),
+                 ("finetune_video", cfg.self_training and cfg.finetune_planner),
+                 ("finetune_policy", cfg.self_training and cfg.finetune_policy_too)]
+        names += [f"iter_{it}/{kind}" for kind, runs in kinds if runs]
+    return names + [f"iter_{cfg.iterations}/eval"]
+
+
+def time_to_go(state: RunState) -> tuple[float, float, int]:
+    """(seconds spent in finished phases, seconds the unfinished planned ones should take, how
+    many of those have no finished phase of their kind to go by). A phase is estimated as the
+    mean wall time of the finished phases of its kind (``rollouts``, ``eval``, ...)."""
+    done = state.data["done"]
+    spent = sum(info.get("wall_s", 0.0) for info in done.values())
+    by_kind: dict[str, list[float]] = {}
+    for phase, info in done.items():
+        by_kind.setdefault(phase.split("/")[-1], []).append(info.get("wall_s", 0.0))
+    to_go, unknown = 0.0, 0
+    for phase in state.plan:
+        if phase in done:
+            continue
+        seen = by_kind.get(phase.split("/")[-1])
+        if seen:
+            to_go += sum(seen) / len(seen)
+        else:
+            unknown += 1
+    return spent, to_go, unknown
+
+
+def _log_time_to_go(state: RunState) -> None:
+    spent, to_go, unknown = time_to_go(state)
+    unknown_note = f" + {unknown} phase(s) of a kind not run yet" if unknown else ""
+    log.info("time: %.1f min in finished phases, ~%.1f min to go%s", spent / 60, to_go / 60, unknown_note)
+    if state.budget_s is not None and spent + to_go > state.budget_s:
+        log.warning("on course to take ~%.1f min%s, over the budget of %.0f min (budget_minutes): fewer "
+                    "rollouts_per_task / eval_episodes_per_task or training steps would fit it",
+                    (spent + to_go) / 60, " or more" if unknown else "", state.budget_s / 60)
 
 
 # --- the phases ----------------------------------------------------------------------------------
@@ -332,6 +382,8 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
                          f"{cfg.eval_episodes_per_task}, {cfg.rollouts_per_task}, {cfg.iterations}")
     if cfg.finetune_from not in ("previous", "pretrained"):
         raise ValueError(f"finetune_from must be previous | pretrained, got {cfg.finetune_from!r}")
+    if cfg.budget_minutes is not None and not cfg.budget_minutes > 0:
+        raise ValueError(f"budget_minutes must be > 0 minutes or null (no budget), got {cfg.budget_minutes}")
     if cfg.rollout_action_noise_std < 0:
         raise ValueError(f"rollout_action_noise_std must be >= 0, got {cfg.rollout_action_noise_std}")
     if cfg.eval_episodes_per_task == 0 and cfg.rollout_action_noise_std > 0:
@@ -349,6 +401,8 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     grader = make_grader(cfg.grader)  # configs/grader/<name>.yaml: oracle | learned | vlm | none
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the config is known to be valid
     state = RunState(run_dir)
+    state.plan = planned_phases(cfg)
+    state.budget_s = None if cfg.budget_minutes is None else 60.0 * cfg.budget_minutes
     store = _store_path(cfg, run_dir)
 
     # Pretraining on expert demos of the training tasks.
@@ -459,6 +513,9 @@ def write_report(cfg: SailConfig, run_dir: Path, state: RunState) -> dict[str, A
                          f"{info['precision']:.2f} | {info['recall']:.2f} | {info['accuracy']:.2f} |")
     lines += ["", "## Wall time per phase", "", "| phase | seconds |", "|---|---:|"]
     lines += [f"| {phase} | {info.get('wall_s', float('nan')):.0f} |" for phase, info in state.data["done"].items()]
+    spent = sum(info.get("wall_s", 0.0) for info in state.data["done"].values())
+    budget = f" (budget {cfg.budget_minutes:g} min)" if cfg.budget_minutes is not None else ""
+    lines += [f"| **total** ({spent / 60:.1f} min{budget}) | {spent:.0f} |"]
 
     videos = out / "videos"
     if videos.exists():  # the latest iteration moves on: no stale copies

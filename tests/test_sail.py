@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from conftest import FULL
-from embodied.sail import SailConfig, run_sail
+from embodied.sail import RunState, SailConfig, planned_phases, run_sail, time_to_go
 from embodied.store import EpisodeStore
 
 TINY = [
@@ -61,12 +61,17 @@ def _check_run(run: Path, iterations: int = 2, rollouts: int = 2) -> dict:
     return report
 
 
-def test_sail_end_to_end(tmp_path):
+def test_sail_end_to_end(tmp_path, caplog):
     run = tmp_path / "run"
-    report = run_sail(_cfg(), run)
+    with caplog.at_level("INFO", logger="embodied.sail"):
+        report = run_sail(_cfg("budget_minutes=0.001"), run)
     _check_run(run)
+    # The phases ran in the order the time-to-go estimate assumes, and the budget was watched.
+    assert list(json.loads((run / "sail_state.json").read_text())["done"]) == planned_phases(_cfg())
+    assert "over the budget of 0 min" in caplog.text and "min to go" in caplog.text
     summary = (run / "report" / "summary.md").read_text()
     assert "upper bound: expert" in summary and "| 2 |" in summary and "precision" in summary
+    assert "(budget 0.001 min)" in summary
     assert (run / "report" / "success.png").stat().st_size > 1000
     assert list((run / "report" / "videos").rglob("*.mp4"))
     assert report["graders"][0]["rollouts"] == 2
@@ -76,10 +81,30 @@ def test_sail_end_to_end(tmp_path):
     assert (run / "sail_state.json").read_text() == before
 
 
+def test_time_to_go_goes_by_finished_phases_of_the_same_kind(tmp_path):
+    cfg = _cfg("iterations=2", "finetune_policy_too=false")
+    state = RunState(tmp_path)
+    state.plan = planned_phases(cfg)
+    assert state.plan == ["demos", "pretrain_video", "pretrain_policy",
+                          "iter_0/rollouts", "iter_0/eval", "iter_0/finetune_video",
+                          "iter_1/rollouts", "iter_1/eval", "iter_1/finetune_video", "iter_2/eval"]
+    for phase, wall in [("demos", 10), ("pretrain_video", 100), ("pretrain_policy", 50),
+                        ("iter_0/rollouts", 30), ("iter_0/eval", 20)]:
+        state.finish(phase, wall_s=wall)
+    # to go: iter_1's rollouts (30) and two evaluations (20 each); no fine-tuning measured yet.
+    assert time_to_go(state) == (210.0, 70.0, 2)
+    state.finish("iter_0/finetune_video", wall_s=40)
+    assert time_to_go(state) == (250.0, 110.0, 0)
+    with pytest.raises(ValueError, match="budget_minutes must be > 0"):
+        run_sail(_cfg("budget_minutes=0"), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_no_self_training_baseline_only_evaluates(tmp_path):
     run = tmp_path / "base"
     run_sail(_cfg("self_training=false", "upper_bounds=false"), run)
     state = json.loads((run / "sail_state.json").read_text())["done"]
+    assert list(state) == planned_phases(_cfg("self_training=false"))
     assert not [p for p in state if "rollouts" in p or "finetune" in p]
     assert [p for p in state if p.endswith("/eval")] == ["iter_0/eval", "iter_1/eval", "iter_2/eval"]
 
@@ -196,6 +221,7 @@ def test_idm_only_rounds_keep_the_pretrained_planner(tmp_path):
     run = tmp_path / "run"
     run_sail(_cfg("finetune_planner=false", "finetune_policy_too=true", "policy_self_data_share=0.5"), run)
     state = json.loads((run / "sail_state.json").read_text())["done"]
+    assert list(state) == planned_phases(_cfg("finetune_planner=false", "finetune_policy_too=true"))
     assert not [p for p in state if p.endswith("finetune_video")]
     assert [p for p in state if p.endswith("finetune_policy")] == ["iter_0/finetune_policy", "iter_1/finetune_policy"]
     last = json.loads((run / "iter_2" / "eval" / "episodes.jsonl").read_text().splitlines()[0])["checkpoint"]

@@ -514,8 +514,8 @@ def write_report(cfg: SailConfig, run_dir: Path, state: RunState) -> dict[str, A
     lines += ["", "## Wall time per phase", "", "| phase | seconds |", "|---|---:|"]
     lines += [f"| {phase} | {info.get('wall_s', float('nan')):.0f} |" for phase, info in state.data["done"].items()]
     spent = sum(info.get("wall_s", 0.0) for info in state.data["done"].values())
-    budget = f" (budget {cfg.budget_minutes:g} min)" if cfg.budget_minutes is not None else ""
-    lines += [f"| **total** ({spent / 60:.1f} min{budget}) | {spent:.0f} |"]
+    budget = f", budget {cfg.budget_minutes:g} min" if cfg.budget_minutes is not None else ""
+    lines += [f"| **total**: {spent / 60:.1f} min{budget} | {spent:.0f} |"]
 
     videos = out / "videos"
     if videos.exists():  # the latest iteration moves on: no stale copies

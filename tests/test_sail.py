@@ -71,7 +71,7 @@ def test_sail_end_to_end(tmp_path, caplog):
     assert "over the budget of 0 min" in caplog.text and "min to go" in caplog.text
     summary = (run / "report" / "summary.md").read_text()
     assert "upper bound: expert" in summary and "| 2 |" in summary and "precision" in summary
-    assert "(budget 0.001 min)" in summary
+    assert ", budget 0.001 min |" in summary
     assert (run / "report" / "success.png").stat().st_size > 1000
     assert list((run / "report" / "videos").rglob("*.mp4"))
     assert report["graders"][0]["rollouts"] == 2

@@ -129,6 +129,10 @@ class RunState:
     def done(self, phase: str) -> bool:
         return phase in self.data["done"]
 
+    def spent_s(self) -> float:
+        """Wall seconds of the finished phases (over every session of the run)."""
+        return sum(info.get("wall_s", 0.0) for info in self.data["done"].values())
+
     def finish(self, phase: str, **info: Any) -> None:
         self.data["done"][phase] = {"finished_at": time.time(), **info}
         tmp = self.path.with_name(self.path.name + ".tmp")
@@ -169,7 +173,7 @@ def time_to_go(state: RunState) -> tuple[float, float, int]:
     many of those have no finished phase of their kind to go by). A phase is estimated as the
     mean wall time of the finished phases of its kind (``rollouts``, ``eval``, ...)."""
     done = state.data["done"]
-    spent = sum(info.get("wall_s", 0.0) for info in done.values())
+    spent = state.spent_s()
     by_kind: dict[str, list[float]] = {}
     for phase, info in done.items():
         by_kind.setdefault(phase.split("/")[-1], []).append(info.get("wall_s", 0.0))
@@ -513,7 +517,7 @@ def write_report(cfg: SailConfig, run_dir: Path, state: RunState) -> dict[str, A
                          f"{info['precision']:.2f} | {info['recall']:.2f} | {info['accuracy']:.2f} |")
     lines += ["", "## Wall time per phase", "", "| phase | seconds |", "|---|---:|"]
     lines += [f"| {phase} | {info.get('wall_s', float('nan')):.0f} |" for phase, info in state.data["done"].items()]
-    spent = sum(info.get("wall_s", 0.0) for info in state.data["done"].values())
+    spent = state.spent_s()
     budget = f", budget {cfg.budget_minutes:g} min" if cfg.budget_minutes is not None else ""
     lines += [f"| **total**: {spent / 60:.1f} min{budget} | {spent:.0f} |"]
 

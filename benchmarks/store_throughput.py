@@ -46,7 +46,7 @@ def main() -> None:
     from sim.rollout import rollout_many
 
     jobs = [dict(task=t, seed=s, image_size=args.size) for t in TASKS for s in range(args.seeds)]
-    episodes = list(rollout_many(jobs, workers=2, progress=False, ordered=True))
+    episodes = list(rollout_many(jobs, workers=2, progress=False))
     raw_per_round = sum(ep.rgb.nbytes + ep.action.nbytes + ep.state.nbytes + ep.success.nbytes for ep in episodes)
     steps = sum(len(ep) for ep in episodes) * args.copies
     print(f"{len(episodes)} rendered expert episodes ({', '.join(TASKS)}), {args.size}px, "

@@ -37,6 +37,7 @@ class CollectConfig:
     workers: int = 2  # rollout processes (spawn); 0 or 1 runs in this process
     image_size: int = 64  # square frames, pixels
     noise_std: float = 0.0  # Gaussian action noise of the expert (std, action units)
+    noise_seed: int = 0  # with each episode's seed, seeds its noise (the SAIL loop passes its own seed)
     # The episodes' source tag. The SAIL loop writes its noisy exploration demos (for the IDM only)
     # as "expert_noisy", so that the planner, which trains on source="expert", never sees them.
     source: str = "expert"
@@ -72,6 +73,7 @@ def collect(cfg: CollectConfig, output_dir: str | Path | None = None) -> list[Ta
                 image_size=cfg.image_size,
                 camera=cfg.env.camera,
                 noise_std=cfg.noise_std,
+                noise_seed=cfg.noise_seed,
                 max_steps=cfg.env.max_steps,
                 extra_steps_after_success=cfg.env.extra_steps_after_success,
                 instruction=instruction_for(task, seed),

@@ -36,6 +36,59 @@ class PresetConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class SeedRange:
+    """Environment seeds ``start .. stop - 1`` (``reset(seed=...)``)."""
+
+    start: int = 0
+    stop: int = 0  # exclusive
+
+    def take(self, n: int, offset: int = 0, what: str = "seeds") -> list[int]:
+        """Seeds ``start + offset .. start + offset + n - 1``; ValueError if they leave the range."""
+        first = self.start + offset
+        if n < 0 or offset < 0 or first + n > self.stop:
+            raise ValueError(f"{what}: {n} seeds from {first} do not fit the seed range "
+                             f"[{self.start}, {self.stop}) (widen it in seeds/, or ask for fewer)")
+        return list(range(first, first + n))
+
+
+SPLITS = ("demos", "exploration", "self_collection", "validation", "test")
+
+
+@dataclass
+class SeedRanges:
+    """Disjoint, named environment-seed ranges: what each seed is for (configs/seeds/default.yaml).
+
+    demos: expert demos of the pretraining tasks (and of targets, when asked for); exploration:
+    noisy expert demos for the IDM; self_collection: the SAIL loop's own rollouts; validation:
+    what recipes are tuned on (embodied-eval and tuning scripts measure here by default); test:
+    what the SAIL report and the README quote, never tuned on.
+    """
+
+    demos: SeedRange = field(default_factory=lambda: SeedRange(0, 1_000))
+    exploration: SeedRange = field(default_factory=lambda: SeedRange(20_000, 30_000))
+    self_collection: SeedRange = field(default_factory=lambda: SeedRange(1_000, 10_000))
+    validation: SeedRange = field(default_factory=lambda: SeedRange(10_000, 20_000))
+    test: SeedRange = field(default_factory=lambda: SeedRange(100_000, 200_000))
+
+    def range(self, split: str) -> SeedRange:
+        if split not in SPLITS:
+            raise ValueError(f"unknown seed range {split!r}; the ranges are {', '.join(SPLITS)}")
+        return getattr(self, split)
+
+    def check(self) -> None:
+        """ValueError naming the first empty range or overlapping pair."""
+        ranges = [(name, self.range(name)) for name in SPLITS]
+        for name, r in ranges:
+            if not r.start < r.stop:
+                raise ValueError(f"seeds.{name} = [{r.start}, {r.stop}) is empty: need start < stop")
+        for i, (a, ra) in enumerate(ranges):
+            for b, rb in ranges[i + 1:]:
+                if ra.start < rb.stop and rb.start < ra.stop:
+                    raise ValueError(f"seeds.{a} = [{ra.start}, {ra.stop}) and seeds.{b} = [{rb.start}, {rb.stop}) "
+                                     f"overlap: every seed range must be disjoint from the others (configs/seeds/)")
+
+
 def refuse_policy_override(program: str, accepted: str) -> None:
     """Exit with a clear message on ``policy=...``: Hydra would read it as a choice of the policy/
     config group (the policy architectures) and fail obscurely; checkpoints go in ``policy_ckpt``."""

@@ -27,7 +27,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from embodied.config import EnvConfig, PresetConfig, TaskSetConfig, refuse_policy_override
+from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, refuse_policy_override
 from embodied.report import TaskStats, write_eval_report
 from embodied.rollouts import (
     DEFAULT_ORACLE_FRAMES,
@@ -52,8 +52,11 @@ class EvalConfig:
     task_set: TaskSetConfig = field(default_factory=TaskSetConfig)
     planner: str = ORACLE  # video planner checkpoint dir, or "oracle": the scripted expert's future frames
     policy_ckpt: str = EXPERT  # policy checkpoint dir (IDM / goal policy), or "expert": the scripted expert, no planner
-    episodes_per_task: int = 5  # seeds seed_start .. seed_start + episodes_per_task - 1 per task
-    seed_start: int = 10_000  # disjoint from the training seeds 0..N of embodied-collect
+    episodes_per_task: int = 5  # the first episodes_per_task seeds of the split's range, per task
+    seeds: SeedRanges = field(default_factory=SeedRanges)  # configs/seeds/: what each seed range is for
+    split: str = "validation"  # seed range measured: validation (tuning) | test (what results quote)
+    seed_start: int | None = None  # measure seeds from here instead (outside the split's range)
+    sampling_seed: int = 0  # mixed into every plan's sampling seed (a run's seed)
     train_store: str | None = None  # demo store the models were trained on: refuse eval seeds it holds
     workers: int = 2  # rollout processes (spawn); 0 or 1 runs in this process
     image_size: int = 64  # square frames, pixels; checkpoints must have been trained at this size
@@ -168,7 +171,10 @@ def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResul
     check_spec(cfg.policy_ckpt, "policy", image_size)
     if cfg.policy_ckpt == EXPERT and cfg.planner != ORACLE:
         log.warning("policy_ckpt=expert runs the scripted expert alone: planner=%s is not used", cfg.planner)
-    seeds = list(range(cfg.seed_start, cfg.seed_start + cfg.episodes_per_task))
+    if cfg.seed_start is None:
+        seeds = cfg.seeds.range(cfg.split).take(cfg.episodes_per_task, what=f"{cfg.split} seeds")
+    else:
+        seeds = list(range(cfg.seed_start, cfg.seed_start + cfg.episodes_per_task))
     if cfg.train_store:
         check_seeds(cfg.train_store, tasks, seeds)
     oracle_frames = cfg.oracle_frames or (planner_cfg or {}).get("num_frames", DEFAULT_ORACLE_FRAMES)
@@ -176,7 +182,7 @@ def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResul
     methods = methods_for(cfg)
     settings = RolloutSettings(image_size=image_size, camera=camera, executor=cfg.executor,
                                oracle_frames=int(oracle_frames), plan_sample_steps=cfg.plan_sample_steps,
-                               max_episode_steps=cfg.env.max_steps)
+                               max_episode_steps=cfg.env.max_steps, sampling_seed=cfg.sampling_seed)
     jobs = [PlanJob(task, seed, instruction_for(task, seed), m.planner, m.policy, m.name)
             for m in methods for task in tasks for seed in seeds]
     log.info("evaluating %s on %d tasks x %d seeds (%d..%d)", [m.name for m in methods], len(tasks), len(seeds),

@@ -1,7 +1,7 @@
 """Plan-and-execute rollouts in simulation: a planner's frames, followed by a policy, in MetaWorld.
 
     episode, plans = rollout_plan_episode("reach-v3", 10_000, "oracle", policy, ExecutorConfig())
-    for result in rollout_plan_many(jobs, settings, workers=2):   # spawn workers, as they finish
+    for result in rollout_plan_many(jobs, settings, workers=2):   # spawn workers, in job order
         ...
 
 Used by evaluation (``embodied.evaluate``) and, later, by the SAIL loop to practise target tasks.
@@ -19,9 +19,7 @@ front of them, so both kinds of planner give the executor the same layout.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -33,7 +31,7 @@ import numpy as np
 
 from policies.config import ExecutorConfig
 from sim.catalog import instruction_for, validate_task_names
-from sim.rollout import WORKER_ENV, _environ
+from sim.pool import WORKER_ENV, run_in_workers
 from sim.types import Episode
 
 ORACLE = "oracle"  # planner spec: the scripted expert's future frames for the same (task, seed)
@@ -81,16 +79,19 @@ class OraclePlanner:
 class VideoPlanFn:
     """A ``video_models`` planner (``.plan(instruction, frame, num_steps, seed)``) as the executor's
     planner: the current frame, then the K predicted frames. Plan i of an episode samples with a
-    seed fixed by (episode seed, i), so reruns and worker processes give the same plans.
+    seed fixed by (episode seed, i) and the run's ``sampling_seed``, so reruns and worker processes
+    give the same plans, and another run seed other ones.
     """
 
-    def __init__(self, planner: Any, seed: int, num_steps: int | None = None):
+    def __init__(self, planner: Any, seed: int, num_steps: int | None = None, sampling_seed: int = 0):
         if not callable(getattr(planner, "plan", None)):
             raise TypeError(f"planner must have plan(instruction, first_frame, num_steps, seed), got {type(planner).__name__}")
         self.planner, self.seed, self.num_steps, self.calls = planner, int(seed), num_steps, 0
+        self.sampling_seed = int(sampling_seed)
 
     def __call__(self, instruction: str, frame: np.ndarray) -> np.ndarray:
-        plan_seed = int(np.random.SeedSequence([self.seed, self.calls]).generate_state(1)[0])
+        entropy = [self.seed, self.calls] + ([self.sampling_seed] if self.sampling_seed else [])
+        plan_seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
         self.calls += 1
         future = np.asarray(self.planner.plan(instruction, frame, num_steps=self.num_steps, seed=plan_seed))
         if future.ndim != 4 or future.shape[1:] != frame.shape:
@@ -114,6 +115,7 @@ def rollout_plan_episode(
     plan_sample_steps: int | None = None,
     max_episode_steps: int | None = None,
     env: Any = None,
+    sampling_seed: int = 0,
 ) -> tuple[Episode, list]:
     """One episode of ``task`` from ``reset(seed=seed)``: ``policy`` follows ``planner``'s plans.
 
@@ -124,14 +126,16 @@ def rollout_plan_episode(
     Returns the Episode (meta: source "plan" or "expert", success_gt from the simulator, task,
     seed, instruction, checkpoint) and the plans made (``policies.PlanRecord``; none for the expert).
     ``env``: a ``sim.make_env`` env of this task to reuse (its image size and camera apply).
+    ``sampling_seed``: mixed into the seeds of the plans' sampling and of the action noise (a run's seed).
     """
     episode, plans, _ = _rollout(task, seed, planner, policy, executor_cfg or ExecutorConfig(), image_size, camera,
-                                 instruction, checkpoint, oracle_frames, plan_sample_steps, max_episode_steps, env)
+                                 instruction, checkpoint, oracle_frames, plan_sample_steps, max_episode_steps, env,
+                                 sampling_seed)
     return episode, plans
 
 
 def _rollout(task, seed, planner, policy, cfg, image_size, camera, instruction, checkpoint, oracle_frames,
-             plan_sample_steps, max_episode_steps, env):
+             plan_sample_steps, max_episode_steps, env, sampling_seed=0):
     """``rollout_plan_episode`` plus the executor's sub-goal index per step (for videos)."""
     from policies.executor import PlanExecutor
     from sim.env import make_env
@@ -159,10 +163,10 @@ def _rollout(task, seed, planner, policy, cfg, image_size, camera, instruction, 
                 raise ValueError(f"planner must be {ORACLE!r} or a planner object, got the string {planner!r}")
             plan_fn = OraclePlanner(expert_episode().rgb, oracle_frames)
         elif callable(getattr(planner, "plan", None)):
-            plan_fn = VideoPlanFn(planner, seed, plan_sample_steps)
+            plan_fn = VideoPlanFn(planner, seed, plan_sample_steps, sampling_seed)
         else:
             plan_fn = planner
-        record = PlanExecutor(policy, plan_fn, cfg).run(env, instruction, seed=int(seed))
+        record = PlanExecutor(policy, plan_fn, cfg).run(env, instruction, seed=int(seed), noise_stream=sampling_seed)
     finally:
         if own_env:
             env.close()
@@ -242,6 +246,9 @@ class RolloutSettings:
     oracle_frames: int = DEFAULT_ORACLE_FRAMES  # K sub-goals per oracle plan
     plan_sample_steps: int | None = None  # DDIM steps of a video planner; None: its config's
     max_episode_steps: int | None = None  # env truncation; None: MetaWorld's 500
+    # Mixed into every plan's sampling seed and the executor's action-noise seed (with the episode
+    # seed): the SAIL loop's seed, so that loop seeds differ in their plans, not only in training.
+    sampling_seed: int = 0
 
 
 @dataclass
@@ -280,7 +287,7 @@ def _run_job(job: PlanJob, settings: RolloutSettings, cache: dict | None = None)
     checkpoint = f"planner={checkpoint_id(job.planner)};policy={checkpoint_id(job.policy)}" if job.policy != EXPERT else EXPERT
     episode, plans, goals = _rollout(job.task, job.seed, planner, policy, s.executor, s.image_size, s.camera,
                                      job.instruction or None, checkpoint, s.oracle_frames, s.plan_sample_steps,
-                                     s.max_episode_steps, env)
+                                     s.max_episode_steps, env, s.sampling_seed)
     return PlanResult(job, episode, plans, goals)
 
 
@@ -292,11 +299,11 @@ def _job_error(job: PlanJob, exc: BaseException) -> RuntimeError:
 def rollout_plan_many(
     jobs: Iterable[PlanJob], settings: RolloutSettings, workers: int = 2, progress: bool = True
 ) -> Iterator[PlanResult]:
-    """Run ``jobs`` and yield their results as they finish.
+    """Run ``jobs`` and yield their results in job order (whichever worker finishes first).
 
-    ``workers`` > 1: that many spawn processes, each loading a planner / policy checkpoint once
-    and caching one env per task; 0 or 1: here, in order. A failing job raises RuntimeError naming
-    its task and seed (the worker's error is the cause).
+    ``workers`` > 1: that many spawn processes (``sim.pool``), each loading a planner / policy
+    checkpoint once and caching one env per task; 0 or 1: here. A failing job raises
+    RuntimeError naming its task and seed (the worker's error is the cause).
     """
     jobs = list(jobs)
     validate_task_names([job.task for job in jobs])
@@ -306,11 +313,13 @@ def rollout_plan_many(
 
         bar = tqdm(total=len(jobs), desc="eval rollouts", unit="ep")
     try:
-        runner = _run_here(jobs, settings) if workers <= 1 else _run_pool(jobs, settings, int(workers))
-        for result in runner:
-            if bar is not None:
-                bar.update(1)
-            yield result
+        if workers <= 1:
+            for result in _run_here(jobs, settings):
+                if bar is not None:
+                    bar.update(1)
+                yield result
+        else:
+            yield from _run_pool(jobs, settings, int(workers), bar)
     finally:
         if bar is not None:
             bar.close()
@@ -331,17 +340,11 @@ def _run_here(jobs: list[PlanJob], settings: RolloutSettings) -> Iterator[PlanRe
                 value.close()
 
 
-def _run_pool(jobs: list[PlanJob], settings: RolloutSettings, workers: int) -> Iterator[PlanResult]:
-    ctx = mp.get_context("spawn")
-    pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(WORKER_ENV,))
-    try:
-        with _environ(WORKER_ENV):  # workers start during the submits and inherit this
-            futures = {pool.submit(_run_job, job, settings): job for job in jobs}
-        for fut in cf.as_completed(futures):
-            try:
-                result = fut.result()
-            except Exception as exc:
-                raise _job_error(futures[fut], exc) from exc
-            yield result
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+def _run_job_with(item: tuple[PlanJob, RolloutSettings]) -> PlanResult:
+    return _run_job(*item)
+
+
+def _run_pool(jobs: list[PlanJob], settings: RolloutSettings, workers: int, bar) -> Iterator[PlanResult]:
+    yield from run_in_workers(_run_job_with, [(job, settings) for job in jobs], workers,
+                              lambda item, exc: _job_error(item[0], exc), initializer=_init_worker,
+                              initargs=(WORKER_ENV,), on_done=bar.update if bar is not None else None)

@@ -1,24 +1,32 @@
-"""embodied-sail: the Self-Adapting Improvement Loop, resumable at any point.
+"""embodied-sail: the Self-Adapting Improvement Loop, reproducible and resumable at any point.
 
-    embodied-sail preset=cpu_tiny                       # what `make demo` runs
-    embodied-sail grader=none                           # the filter ablation, one override each
-    embodied-sail self_training=false                   # the "no self-training" baseline
-    embodied-sail --multirun grader=oracle,learned,none
+    embodied-sail preset=cpu_tiny                              # what `make demo` runs
+    embodied-sail --multirun seed=0,1,2                        # three loop seeds
+    embodied-sail --multirun seed=0,1,2 self_training=true,false   # loop and its control
+    embodied-sail --multirun grader=oracle,learned,none        # the filter ablation
+    embodied-sail-summary multirun/<date>/<time>               # mean and std over loop seeds
 
 The algorithm (DESIGN.md), as ``run_sail`` below reads:
 
     collect expert demos of the training tasks; pretrain the video planner and the IDM on them
+    (grader=learned without a checkpoint: train the success classifier on the training tasks)
     for it in 0 .. iterations-1:
         roll out planner + executor on the target tasks (not in pretraining), R seeds per task
         grade each rollout; append the kept ones to the store, tagged sail_iteration=it
-        evaluate on held-out seeds with the simulator's ground truth (95 % Wilson intervals)
-        fine-tune the planner (and the IDM) from the last checkpoint on demos + kept episodes
-    evaluate the last model; write the report
+        evaluate on the held-out test seeds with the simulator's ground truth
+        fine-tune the planner (and the IDM) on demos + the kept episodes of iterations 0..it
+    evaluate the last model; write the report (Wilson intervals, paired tests against iteration 0)
 
+``self_training=false`` is the control: the same rounds (steps, lr, seeds) on the demos alone,
+so that the loop's gain over it is what its own episodes taught.
+
+Same command, same numbers: every random draw (model init, data order, augmentation, diffusion
+noise, plan sampling, exploration noise) derives from ``seed``, rollouts reach the store in job
+order, and environment seeds come from the disjoint named ranges of ``seeds`` (configs/seeds/).
 Every phase is recorded in ``sail_state.json`` once finished and skipped on a rerun of the same
-command (same run dir); a phase killed midway resumes inside itself: training from its latest
-checkpoint, rollouts from the (task, seed) pairs already graded, collection from the pairs in
-the store. Nothing is lost or done twice.
+config (another config is refused, naming what differs); a phase killed midway resumes inside
+itself: training from its latest checkpoint, rollouts from the verdicts already recorded,
+collection from the pairs in the store. Nothing is lost or done twice.
 """
 
 from __future__ import annotations
@@ -27,24 +35,45 @@ import json
 import logging
 import os
 import time
+import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 import embodied.vlm.config  # noqa: F401  (registers the grader/ schemas with Hydra)
-from embodied.config import EnvConfig, PresetConfig, TaskSetConfig
+from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig
 from embodied.training import TrainConfig
+from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig
 from policies.config import ExecutorConfig, PolicyConfig
 from video_models.config import VideoModelConfig
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "sail_state.json"
+CONFIG_FILE = "sail_config.json"  # the run's config: a rerun with another one is refused
+COSMETIC_KEYS = ("progress", "budget_minutes")  # may change between a run and its resumption
+NOISY = "expert_noisy"  # the source tag of the exploration demos
+MEASURE_ON = ("test", "validation")
+
+
+@dataclass
+class GraderTrainingConfig:
+    """grader=learned without grader.path: the loop trains the success classifier itself, on the
+    pretraining tasks' episodes labelled by the simulator (never a target task's label)."""
+
+    model: SuccessClassifierConfig = field(default_factory=SuccessClassifierConfig)
+    data: GraderDataConfig = field(default_factory=GraderDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    # Failures to learn from, beside the demos and their copies cut before success: one rollout of
+    # the expert per demo seed and noise level, with this step budget (successes and near misses).
+    noise_stds: list[float] = field(default_factory=lambda: [1.5, 3.0])
+    max_steps: int = 120
 
 
 @dataclass
@@ -61,33 +90,32 @@ class SailConfig:
     finetune_policy: TrainConfig = field(default_factory=TrainConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # budget and replanning of every rollout
     grader: Any = field(default_factory=lambda: {"name": "oracle"})  # configs/grader/<name>.yaml (typed there)
-    store: str | None = None  # episode store; None: <run dir>/store.zarr
-    demos_per_task: int = 20  # expert demos per pretraining task (seeds 0..n-1)
+    grader_training: GraderTrainingConfig = field(default_factory=GraderTrainingConfig)  # grader=learned, no path
+    store: str | None = None  # this run's episode store; None: <run dir>/store.zarr
+    # The loop's seed: every random draw of the run derives from it (the training seeds of the four
+    # train configs must stay 0). seed=0,1,2 under --multirun: independent loop seeds.
+    seed: int = 0
+    seeds: SeedRanges = field(default_factory=SeedRanges)  # disjoint environment-seed ranges (configs/seeds/)
+    measure_on: str = "test"  # seed range every model is measured on: test (the report) | validation (tuning)
+    demos_per_task: int = 20  # expert demos per pretraining task (the first seeds of seeds.demos)
     target_demos_per_task: int = 0  # expert demos of the target tasks (0: the planner never sees them)
-    # Noisy expert demos of the training tasks, for the IDM only (the planner never sees them).
-    # Actions off the expert's path make the IDM read the motion between two frames instead of
-    # recognising the task: measured, oracle plans + IDM on target_12 went from 0.11 to 0.29
-    # success (drawer-close 0 -> 1.0, button-press-wall 0 -> 1.0; README, "SAIL").
+    # Noisy expert demos of the training tasks (seeds.exploration), for the IDM only (the planner
+    # never sees them). Actions off the expert's path make the IDM read the motion between two
+    # frames instead of recognising the task: measured, oracle plans + IDM on target_12 went from
+    # 0.11 to 0.29 success.
     explore_demos_per_task: int = 0
     explore_noise_std: float = 0.5  # std of the Gaussian action noise (actions in [-1, 1])
-    explore_seed_start: int = 20_000  # disjoint from demo, rollout and evaluation seeds
     iterations: int = 3  # SAIL iterations
-    rollouts_per_task: int = 10  # R: self-collected rollouts per target task and iteration
+    rollouts_per_task: int = 10  # R: rollouts per target task and iteration (seeds.self_collection)
     # Exploration in self-collection: std of Gaussian noise on the executed actions of the
     # rollouts (never of the evaluation). Self-training only keeps what already works: without it
     # the kept handle-press-side successes all came from the easy third of handle positions.
     rollout_action_noise_std: float = 0.0
-    rollout_seed_start: int = 1000  # iteration it uses seeds start + it * R .. (disjoint from demos)
-    # Held-out evaluation episodes per target task after every iteration (fixed seeds from
-    # eval_seed_start). 0: each iteration's success is the simulator's verdict on its own rollouts
-    # (fresh seeds the model has never trained on when it is measured; half the simulation cost),
-    # and the last model is measured on R fresh seeds.
-    eval_episodes_per_task: int = 10
-    eval_seed_start: int = 10_000  # disjoint from demo and rollout seeds
-    self_training: bool = True  # false: the "no self-training" baseline (evaluate, never fine-tune)
-    finetune_planner: bool = True  # fine-tune the planner on kept episodes each round (false: it stays as pretrained)
-    finetune_policy_too: bool = True  # fine-tune the IDM on kept episodes each round (with or without the planner)
-    # Share of the planner's fine-tuning clips drawn from the kept (self-collected) episodes: they
+    eval_episodes_per_task: int = 10  # every model measured on these first seeds of the measure_on range
+    self_training: bool = True  # false: the control, the same fine-tuning rounds on the demos alone
+    finetune_planner: bool = True  # fine-tune the planner each round (false: it stays as pretrained)
+    finetune_policy_too: bool = True  # fine-tune the IDM each round (with or without the planner)
+    # Share of the planner's fine-tuning steps drawn from the kept (self-collected) episodes: they
     # are repeated until they make up this share. Without it a few kept episodes drown in the demos
     # of other tasks. 0: demos and kept episodes pooled as they are.
     self_data_share: float = 0.5
@@ -95,12 +123,10 @@ class SailConfig:
     # own episodes made it forget them (measured: success fell to ~0 after two rounds), so pooled.
     policy_self_data_share: float = 0.0
     # Where each round's fine-tuning starts (planner and IDM): "previous" (the last round's model,
-    # the paper's loop) or "pretrained" (the pretrained model, on demos + everything kept so far:
-    # rounds do not pile up drift).
+    # the paper's loop) or "pretrained" (the pretrained model, on demos + everything kept so far).
     finetune_from: str = "previous"
     # Keep a graded success only if it took at most this many steps (None: any length). Slow,
-    # hesitant successes teach the planner slow plans: measured, the kept rollouts' mean length
-    # grew from 106 to 135 steps after one round and success then fell with a 200-step budget.
+    # hesitant successes teach the planner slow plans.
     keep_max_steps: int | None = None
     upper_bounds: bool = True  # iteration 0's evaluation also runs the expert and oracle-plan rows
     # Wall-time budget of the whole run, minutes (None: none). After every phase the loop logs the
@@ -116,9 +142,102 @@ class SailConfig:
 ConfigStore.instance().store(name="sail_schema", node=SailConfig)
 
 
+def derived_seed(seed: int, what: str) -> int:
+    """The seed of one random source of a run (``what``: a phase name), fixed by the loop's seed."""
+    return int(np.random.SeedSequence([int(seed), zlib.crc32(what.encode())]).generate_state(1)[0] % 2**31)
+
+
+# --- checking a config before anything is written ---------------------------------------------------
+def check_config(cfg: SailConfig) -> None:
+    """ValueError with what was wrong and what is allowed; nothing is written before this passes."""
+    from sim.catalog import validate_task_names
+
+    train_tasks = validate_task_names(list(cfg.task_set.tasks))
+    targets = validate_task_names(list(cfg.target_set.tasks))
+    if cfg.explore_demos_per_task < 0 or cfg.explore_noise_std < 0:
+        raise ValueError(f"need explore_demos_per_task >= 0 and explore_noise_std >= 0, got "
+                         f"{cfg.explore_demos_per_task}, {cfg.explore_noise_std}")
+    for name in ("self_data_share", "policy_self_data_share"):
+        if not 0 <= getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
+    if cfg.eval_episodes_per_task < 1 or cfg.rollouts_per_task < 1 or cfg.iterations < 0:
+        raise ValueError("need eval_episodes_per_task >= 1, rollouts_per_task >= 1 and iterations >= 0, got "
+                         f"{cfg.eval_episodes_per_task}, {cfg.rollouts_per_task}, {cfg.iterations}")
+    if cfg.finetune_from not in ("previous", "pretrained"):
+        raise ValueError(f"finetune_from must be previous | pretrained, got {cfg.finetune_from!r}")
+    if cfg.measure_on not in MEASURE_ON:
+        raise ValueError(f"measure_on must be test | validation (the seed range every model is measured on), "
+                         f"got {cfg.measure_on!r}")
+    if cfg.budget_minutes is not None and not cfg.budget_minutes > 0:
+        raise ValueError(f"budget_minutes must be > 0 minutes or null (no budget), got {cfg.budget_minutes}")
+    if cfg.rollout_action_noise_std < 0:
+        raise ValueError(f"rollout_action_noise_std must be >= 0, got {cfg.rollout_action_noise_std}")
+    if not (cfg.finetune_planner or cfg.finetune_policy_too):
+        raise ValueError("finetune_planner=false and finetune_policy_too=false: no round fine-tunes anything "
+                         "(iteration 0's evaluation is the pretrained models' measurement)")
+    for name in ("pretrain_video", "finetune_video", "pretrain_policy", "finetune_policy"):
+        if getattr(cfg, name).seed != 0:
+            raise ValueError(f"{name}.seed={getattr(cfg, name).seed}: in the SAIL loop every training seed derives "
+                             f"from the loop's seed (set seed=... instead and leave {name}.seed at 0)")
+    if cfg.grader_training.train.seed != 0:
+        raise ValueError("grader_training.train.seed must stay 0: it derives from the loop's seed (set seed=...)")
+    cfg.seeds.check()
+    r = cfg.rollouts_per_task
+    cfg.seeds.demos.take(max(cfg.demos_per_task, cfg.target_demos_per_task), what="seeds.demos")
+    cfg.seeds.exploration.take(cfg.explore_demos_per_task, what="seeds.exploration")
+    cfg.seeds.self_collection.take(cfg.iterations * r, what="seeds.self_collection (iterations x rollouts_per_task)")
+    cfg.seeds.range(cfg.measure_on).take(cfg.eval_episodes_per_task, what=f"seeds.{cfg.measure_on}")
+    if set(train_tasks) & set(targets) and cfg.target_demos_per_task == 0:
+        log.warning("target tasks %s are also pretraining tasks", sorted(set(train_tasks) & set(targets)))
+
+
+def config_record(cfg: SailConfig) -> dict[str, Any]:
+    """The run's config as recorded in the run dir (cosmetic keys left out)."""
+    record = asdict(cfg)
+    for key in COSMETIC_KEYS:
+        record.pop(key, None)
+    return json.loads(json.dumps(record))  # plain JSON types, as read back
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                out.append(f"{where}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}")
+            else:
+                out += _differences(old[key], new[key], where)
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
+def check_run_dir(run_dir: Path, record: dict[str, Any]) -> bool:
+    """Refuse a run dir that holds a run of another config; True if it holds this one's."""
+    path = run_dir / CONFIG_FILE
+    if path.exists():
+        diffs = _differences(json.loads(path.read_text()), record)
+        if diffs:
+            raise ValueError(f"{run_dir} holds a SAIL run with another config ({len(diffs)} key(s) differ: "
+                             + "; ".join(diffs[:12]) + ("; ..." if len(diffs) > 12 else "")
+                             + "). Resume it with its own overrides, or give a new hydra.run.dir. Nothing was written.")
+        return True
+    if (run_dir / STATE_FILE).exists():
+        raise ValueError(f"{run_dir} holds a SAIL run without {CONFIG_FILE} (made by an older version): its config "
+                         f"cannot be checked, so it is not resumed. Give a new hydra.run.dir. Nothing was written.")
+    return False
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
 # --- run state: which phases are finished ------------------------------------------------------
 class RunState:
-    """Finished phases, persisted atomically after each one (the resume points of the loop)."""
+    """Finished phases, persisted atomically after each one (the resume points of the loop).
+    Paths in it are relative to the run dir: a moved run resumes."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / STATE_FILE
@@ -135,9 +254,7 @@ class RunState:
 
     def finish(self, phase: str, **info: Any) -> None:
         self.data["done"][phase] = {"finished_at": time.time(), **info}
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
-        os.replace(tmp, self.path)
+        _write_json_atomic(self.path, self.data)
 
     def info(self, phase: str) -> dict[str, Any]:
         return self.data["done"].get(phase, {})
@@ -157,13 +274,18 @@ def _phase(state: RunState, name: str, fn, **kwargs) -> dict[str, Any]:
     return state.info(name)
 
 
+def _learns_grader(cfg: SailConfig) -> bool:
+    """grader=learned without a checkpoint: the loop trains one (phase train_grader)."""
+    grader = _grader_config(cfg)
+    return grader.name == "learned" and not grader.path
+
+
 def planned_phases(cfg: SailConfig) -> list[str]:
     """The phase names ``run_sail`` goes through for ``cfg``, in order."""
-    names = ["demos", "pretrain_video", "pretrain_policy"]
+    names = ["demos", "pretrain_video", "pretrain_policy"] + (["train_grader"] if _learns_grader(cfg) else [])
     for it in range(cfg.iterations):
-        kinds = [("rollouts", cfg.self_training), ("eval", cfg.eval_episodes_per_task > 0),
-                 ("finetune_video", cfg.self_training and cfg.finetune_planner),
-                 ("finetune_policy", cfg.self_training and cfg.finetune_policy_too)]
+        kinds = [("rollouts", cfg.self_training), ("eval", True), ("finetune_video", cfg.finetune_planner),
+                 ("finetune_policy", cfg.finetune_policy_too)]
         names += [f"iter_{it}/{kind}" for kind, runs in kinds if runs]
     return names + [f"iter_{cfg.iterations}/eval"]
 
@@ -204,6 +326,14 @@ def _store_path(cfg: SailConfig, run_dir: Path) -> Path:
     return Path(cfg.store) if cfg.store else run_dir / "store.zarr"
 
 
+def _rel(path: Path, run_dir: Path) -> str:
+    """What sail_state.json records for a path of the run: relative to the run dir where inside it."""
+    try:
+        return str(Path(path).relative_to(run_dir))
+    except ValueError:
+        return str(path)
+
+
 def collect_demos(cfg: SailConfig, run_dir: Path) -> dict[str, Any]:
     """Expert demos of the pretraining tasks (and, if asked, of the targets) into the store."""
     from embodied.collect import CollectConfig, collect
@@ -213,15 +343,13 @@ def collect_demos(cfg: SailConfig, run_dir: Path) -> dict[str, Any]:
                                (cfg.target_set, cfg.target_demos_per_task, False),
                                (cfg.task_set, cfg.explore_demos_per_task, True)):
         if n > 0:
-            extra = dict(noise_std=cfg.explore_noise_std, seed_start=cfg.explore_seed_start, source=NOISY) if noisy else {}
+            seeds = cfg.seeds.exploration if noisy else cfg.seeds.demos
+            extra = dict(noise_std=cfg.explore_noise_std, noise_seed=cfg.seed, source=NOISY) if noisy else {}
             stats += collect(CollectConfig(preset=cfg.preset, env=cfg.env, task_set=task_set, episodes_per_task=n,
-                                           workers=cfg.workers, image_size=cfg.image_size,
+                                           seed_start=seeds.start, workers=cfg.workers, image_size=cfg.image_size,
                                            store=str(_store_path(cfg, run_dir)), progress=cfg.progress, **extra),
                              output_dir=run_dir / "demos" / (f"{task_set.name}_noisy" if noisy else task_set.name))
     return {"episodes": sum(s.episodes for s in stats), "expert_success": sum(s.successes for s in stats)}
-
-
-NOISY = "expert_noisy"  # the source tag of the exploration demos
 
 
 def _demo_episodes(store, cfg: SailConfig) -> list[int]:
@@ -240,81 +368,143 @@ def _kept_episodes(store, up_to_iteration: int) -> list[int]:
     return [i for i in store.filter(source="plan") if 0 <= store.meta(i)["sail_iteration"] <= up_to_iteration]
 
 
-def train_planner(cfg: SailConfig, store: Path, out: Path, train: TrainConfig, init_from: str | None,
-                  episodes: list[int]) -> dict[str, Any]:
+def train_planner(cfg: SailConfig, run_dir: Path, store: Path, out: Path, train: TrainConfig, init_from: str | None,
+                  episodes: list[int], seed: int, mix: dict[str, Any] | None = None) -> dict[str, Any]:
     """Pretrain (init_from=None) or fine-tune the video planner on ``episodes`` of the store."""
     from embodied.train_video import TrainVideoConfig, train_video
 
-    train = TrainConfig(**{**asdict(train), "init_from": init_from, "progress": cfg.progress})
+    train = replace(train, init_from=init_from and str(run_dir / init_from), progress=cfg.progress, seed=seed)
     tv = TrainVideoConfig(preset=cfg.preset, env=cfg.env, task_set=cfg.task_set, video_model=cfg.video_model,
                           train=train, store=str(store))
     result = train_video(tv, out, episodes=episodes)
-    return {"checkpoint": str(out / "planner"), "steps": result.steps, "last_loss": result.last_loss,
-            "episodes": len(episodes)}
+    return {"checkpoint": _rel(out / "planner", run_dir), "steps": result.steps, "last_loss": result.last_loss,
+            "episodes": len(episodes), **(mix or {})}
 
 
-def train_executor_policy(cfg: SailConfig, store: Path, out: Path, train: TrainConfig, init_from: str | None,
-                          episodes: list[int]) -> dict[str, Any]:
+def train_executor_policy(cfg: SailConfig, run_dir: Path, store: Path, out: Path, train: TrainConfig,
+                          init_from: str | None, episodes: list[int], seed: int,
+                          mix: dict[str, Any] | None = None) -> dict[str, Any]:
     """Pretrain or fine-tune the IDM / goal policy on ``episodes`` of the store."""
     from embodied.train_policy import TrainPolicyConfig, train_policy
 
-    train = TrainConfig(**{**asdict(train), "init_from": init_from, "progress": cfg.progress})
+    train = replace(train, init_from=init_from and str(run_dir / init_from), progress=cfg.progress, seed=seed)
     tp = TrainPolicyConfig(preset=cfg.preset, env=cfg.env, task_set=cfg.task_set, policy=cfg.policy, train=train,
                            store=str(store))
     result = train_policy(tp, out, episodes=episodes)
-    return {"checkpoint": str(out / "policy"), "steps": result.steps, "last_loss": result.last_loss,
-            "episodes": len(episodes)}
+    return {"checkpoint": _rel(out / "policy", run_dir), "steps": result.steps, "last_loss": result.last_loss,
+            "episodes": len(episodes), **(mix or {})}
 
 
-def collect_rollouts(cfg: SailConfig, store_path: Path, out: Path, iteration: int, planner: str, policy: str,
+def train_loop_grader(cfg: SailConfig, run_dir: Path, store: Path) -> dict[str, Any]:
+    """The learned grader, trained on the pretraining tasks only: their demos (positives; early
+    frames negatives), copies cut before success and noised-expert rollouts (failures), all
+    labelled by the simulator. No target task's label reaches it."""
+    from embodied.train_grader import TrainGraderConfig, train_grader
+    from embodied.vlm.grader_data import build_grader_store
+
+    g = cfg.grader_training
+    data = run_dir / "grader" / "data.zarr"
+    counts = build_grader_store(data, list(cfg.task_set.tasks), cfg.seeds.demos.take(cfg.demos_per_task), demos=store,
+                                noise_stds=list(g.noise_stds), max_steps=g.max_steps, image_size=cfg.image_size,
+                                camera=cfg.env.camera, workers=cfg.workers, progress=cfg.progress, noise_seed=cfg.seed)
+    train = replace(g.train, progress=cfg.progress, seed=derived_seed(cfg.seed, "train_grader"))
+    tg = TrainGraderConfig(preset=cfg.preset, task_set=cfg.task_set, model=replace(g.model, image_size=cfg.image_size),
+                           data=g.data, train=train, store=str(data))
+    result = train_grader(tg, run_dir / "grader")
+    return {"checkpoint": _rel(run_dir / "grader" / "grader", run_dir), "episodes": counts, "steps": result.steps,
+            "last_loss": result.last_loss}
+
+
+def _rollout_rows(log_path: Path, store, iteration: int) -> list[dict[str, Any]]:
+    """The verdicts of iteration ``iteration``'s finished rollouts, made to agree with the store.
+
+    A verdict's row is written before its episode is appended to the store. A kill between the
+    two leaves a kept row whose episode is not in the store: the row is dropped here and that
+    rollout runs again (same seeds, same episode). A line cut short by a kill is dropped too.
+    """
+    lines = log_path.read_text().splitlines() if log_path.exists() else []
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            pass  # the last line of a killed write
+    stored = {(store.meta(i)["task"], store.meta(i)["seed"]): i for i in store.filter(source="plan", sail_iteration=iteration)}
+    rows = [r for r in rows if not r["kept"] or (r["task"], r["seed"]) in stored]
+    have = {(r["task"], r["seed"]) for r in rows}
+    for (task, seed), i in stored.items():  # an episode without its row (the log lost): rebuilt from the store
+        if (task, seed) not in have:
+            meta = store.meta(i)
+            rows.append({"task": task, "seed": seed, "kept": True, "graded_success": True,
+                         "score": meta["grader_score"], "reason": "row rebuilt from the store",
+                         "success_gt": meta["success_gt"], "length": store.episode_length(i) - 1})
+    if len(rows) != len(lines):
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        tmp = log_path.with_name(log_path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, log_path)
+    return rows
+
+
+def collect_rollouts(cfg: SailConfig, run_dir: Path, store_path: Path, iteration: int, planner: str, policy: str,
                      grader) -> dict[str, Any]:
     """R plan-and-execute rollouts per target task; graded; the kept ones appended to the store.
 
     Every graded rollout gets a row in ``rollouts.jsonl`` (kept or not, with the simulator's
-    verdict, so the grader can be measured); pairs already there or in the store are not rerun.
+    verdict, so the grader can be measured); pairs already graded are not rerun. With any grader
+    but the oracle a rollout never stops at the simulator's success flag: it runs its step budget
+    (the executor's own stop rules apply), and the flag is only recorded.
     """
     from embodied.rollouts import PlanJob, RolloutSettings, rollout_plan_many
     from embodied.store import EpisodeStore
     from embodied.video import write_rollout_video
 
+    out = run_dir / f"iter_{iteration}"
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "rollouts.jsonl"
-    rows = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
-    done = {(r["task"], r["seed"]) for r in rows}
-    first = cfg.rollout_seed_start + iteration * cfg.rollouts_per_task
-    seeds = range(first, first + cfg.rollouts_per_task)
-    executor = replace(cfg.executor, action_noise_std=cfg.rollout_action_noise_std)
-    settings = RolloutSettings(image_size=cfg.image_size, camera=cfg.env.camera, executor=executor)
+    r = cfg.rollouts_per_task
+    seeds = cfg.seeds.self_collection.take(r, offset=iteration * r)
+    oracle = getattr(grader, "name", "") == "oracle"
+    executor = replace(cfg.executor, action_noise_std=cfg.rollout_action_noise_std,
+                       stop_on_success=cfg.executor.stop_on_success and oracle)
+    settings = RolloutSettings(image_size=cfg.image_size, camera=cfg.env.camera, executor=executor,
+                               sampling_seed=cfg.seed)
+    checkpoint = f"planner={planner};policy={policy}"  # relative to the run dir: the same in every copy of the run
     with EpisodeStore(store_path, mode="a") as store:
-        done |= {(store.meta(i)["task"], store.meta(i)["seed"])
-                 for i in store.filter(source="plan", sail_iteration=iteration)}
-        jobs = [PlanJob(task, seed, planner=planner, policy=policy, method=f"sail_{iteration}")
+        rows = _rollout_rows(log_path, store, iteration)
+        done = {(row["task"], row["seed"]) for row in rows}
+        jobs = [PlanJob(task, seed, planner=str(run_dir / planner), policy=str(run_dir / policy),
+                        method=f"sail_{iteration}")
                 for task in cfg.target_set.tasks for seed in seeds if (task, seed) not in done]
         with open(log_path, "a") as log_file:
             for result in rollout_plan_many(jobs, settings, workers=cfg.workers, progress=cfg.progress):
                 episode = result.episode
-                if result.job.seed < first + cfg.videos:  # plan beside execution, the lowest seeds
+                if result.job.seed < seeds[0] + cfg.videos:  # plan beside execution, the lowest seeds
                     write_rollout_video(out / "videos" / f"{result.job.task}_seed{result.job.seed}.mp4", result,
                                         f"iteration {iteration}")
                 verdict = grader.grade_episode(episode)
-                episode.meta.update(source="plan", sail_iteration=iteration, grader=grader.name,
-                                    grader_score=float(verdict.score), checkpoint=planner)
                 keep = verdict.success and (cfg.keep_max_steps is None or episode.num_actions <= cfg.keep_max_steps)
-                if keep:
-                    store.append(episode)  # the commit; the log row below only records the verdict
                 row = {"task": episode.meta["task"], "seed": episode.meta["seed"], "kept": bool(keep),
-                       "graded_success": bool(verdict.success),
-                       "score": float(verdict.score), "reason": verdict.reason,
-                       "success_gt": int(episode.meta["success_gt"]), "length": episode.num_actions}
-                log_file.write(json.dumps(row) + "\n")
+                       "graded_success": bool(verdict.success), "score": float(verdict.score),
+                       "reason": verdict.reason, "success_gt": int(episode.meta["success_gt"]),
+                       "length": episode.num_actions}
+                log_file.write(json.dumps(row) + "\n")  # the verdict first, then the episode (see _rollout_rows)
                 log_file.flush()
+                if keep:
+                    episode.meta.update(source="plan", sail_iteration=iteration, grader=grader.name,
+                                        grader_score=float(verdict.score), checkpoint=checkpoint)
+                    store.append(episode)
                 rows.append(row)
-    current = [r for r in rows if (r["task"], r["seed"]) in {(t, s) for t in cfg.target_set.tasks for s in seeds}]
-    per_task = {t: [sum(r["success_gt"] == 1 for r in current if r["task"] == t),
-                    sum(r["task"] == t for r in current)] for t in cfg.target_set.tasks}
-    return {"rollouts": len(current), "kept": sum(r["kept"] for r in current),
-            "rollout_success_gt": sum(r["success_gt"] for r in current), "tasks": per_task,
-            "seeds": [first, first + cfg.rollouts_per_task], **grader_agreement(current)}
+    wanted = {(t, s) for t in cfg.target_set.tasks for s in seeds}
+    current = sorted((row for row in rows if (row["task"], row["seed"]) in wanted),
+                     key=lambda row: (list(cfg.target_set.tasks).index(row["task"]), row["seed"]))
+    per_task = {t: [sum(row["success_gt"] == 1 for row in current if row["task"] == t),
+                    sum(row["task"] == t for row in current)] for t in cfg.target_set.tasks}
+    return {"rollouts": len(current), "kept": sum(row["kept"] for row in current),
+            "rollout_success_gt": sum(row["success_gt"] for row in current), "tasks": per_task,
+            "kept_per_task": {t: sum(row["kept"] for row in current if row["task"] == t) for t in cfg.target_set.tasks},
+            "mean_length": float(np.mean([row["length"] for row in current])) if current else float("nan"),
+            "seeds": [seeds[0], seeds[-1]], **grader_agreement(current)}
 
 
 def finetune_episodes(store, demos: list[int], kept: list[int], share: float) -> list[int]:
@@ -336,6 +526,14 @@ def finetune_episodes(store, demos: list[int], kept: list[int], share: float) ->
     return mixed
 
 
+def data_mix(store, episodes: list[int], kept: list[int]) -> dict[str, Any]:
+    """What a fine-tuning set is made of: how many kept episodes, and their share of its steps."""
+    kept_set = set(kept)
+    steps = [store.episode_length(i) for i in episodes]
+    self_steps = sum(n for i, n in zip(episodes, steps) if i in kept_set)
+    return {"kept_episodes": len(kept_set), "kept_step_share": self_steps / sum(steps) if steps else 0.0}
+
+
 def grader_agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Precision / recall / accuracy of the grader's verdicts against the simulator's success."""
     said = [r.get("graded_success", r["kept"]) for r in rows]
@@ -349,19 +547,23 @@ def grader_agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "accuracy": (tp + tn) / len(rows) if rows else nan}
 
 
-def evaluate_targets(cfg: SailConfig, out: Path, planner: str, policy: str, upper_bounds: bool,
-                     episodes: int | None = None, seed_start: int | None = None) -> dict[str, Any]:
-    """Held-out seeds, simulator ground truth: per-task successes of planner + policy on the targets."""
+def evaluate_targets(cfg: SailConfig, run_dir: Path, out: Path, planner: str, policy: str,
+                     upper_bounds: bool) -> dict[str, Any]:
+    """Simulator ground truth on the first ``eval_episodes_per_task`` seeds of the ``measure_on``
+    range: per-task successes and every episode's outcome (for the paired tests)."""
     from embodied.evaluate import EvalConfig, evaluate
 
-    ec = EvalConfig(preset=cfg.preset, env=cfg.env, task_set=cfg.target_set, planner=planner, policy_ckpt=policy,
-                    episodes_per_task=episodes or cfg.eval_episodes_per_task,
-                    seed_start=cfg.eval_seed_start if seed_start is None else seed_start,
-                    workers=cfg.workers, image_size=cfg.image_size, executor=cfg.executor, videos=cfg.videos,
-                    upper_bounds=upper_bounds, progress=cfg.progress)
+    ec = EvalConfig(preset=cfg.preset, env=cfg.env, task_set=cfg.target_set, planner=str(run_dir / planner),
+                    policy_ckpt=str(run_dir / policy), episodes_per_task=cfg.eval_episodes_per_task, seeds=cfg.seeds,
+                    split=cfg.measure_on, sampling_seed=cfg.seed, workers=cfg.workers, image_size=cfg.image_size,
+                    executor=cfg.executor, videos=cfg.videos, upper_bounds=upper_bounds, progress=cfg.progress)
     result = evaluate(ec, out)
     main = result.methods[0].name
-    return {"tasks": {s.task: [s.successes, s.episodes] for s in result.stats[main]},
+    seeds = cfg.seeds.range(cfg.measure_on).take(cfg.eval_episodes_per_task)
+    outcome = {(r["task"], r["seed"]): int(r["success"]) for r in result.episodes if r["method"] == main}
+    return {"seeds": seeds,
+            "tasks": {s.task: [s.successes, s.episodes] for s in result.stats[main]},
+            "success": {t: [outcome[(t, seed)] for seed in seeds] for t in cfg.target_set.tasks},
             "upper_bounds": {m.name: {s.task: [s.successes, s.episodes] for s in result.stats[m.name]}
                              for m in result.methods[1:]}}
 
@@ -369,203 +571,102 @@ def evaluate_targets(cfg: SailConfig, out: Path, planner: str, policy: str, uppe
 # --- the loop ------------------------------------------------------------------------------------
 def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     """The SAIL loop of the module docstring; returns the report's numbers (also in report/)."""
+    from embodied.sail_report import write_report
     from embodied.store import EpisodeStore
-    from sim.catalog import validate_task_names
-
-    run_dir = Path(run_dir)
-    train_tasks = validate_task_names(list(cfg.task_set.tasks))
-    targets = validate_task_names(list(cfg.target_set.tasks))
-    if cfg.explore_demos_per_task < 0 or cfg.explore_noise_std < 0:
-        raise ValueError(f"need explore_demos_per_task >= 0 and explore_noise_std >= 0, got "
-                         f"{cfg.explore_demos_per_task}, {cfg.explore_noise_std}")
-    for name in ("self_data_share", "policy_self_data_share"):
-        if not 0 <= getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
-    if cfg.eval_episodes_per_task < 0 or cfg.rollouts_per_task < 1 or cfg.iterations < 0:
-        raise ValueError("need eval_episodes_per_task >= 0, rollouts_per_task >= 1 and iterations >= 0, got "
-                         f"{cfg.eval_episodes_per_task}, {cfg.rollouts_per_task}, {cfg.iterations}")
-    if cfg.finetune_from not in ("previous", "pretrained"):
-        raise ValueError(f"finetune_from must be previous | pretrained, got {cfg.finetune_from!r}")
-    if cfg.budget_minutes is not None and not cfg.budget_minutes > 0:
-        raise ValueError(f"budget_minutes must be > 0 minutes or null (no budget), got {cfg.budget_minutes}")
-    if cfg.rollout_action_noise_std < 0:
-        raise ValueError(f"rollout_action_noise_std must be >= 0, got {cfg.rollout_action_noise_std}")
-    if cfg.eval_episodes_per_task == 0 and cfg.rollout_action_noise_std > 0:
-        raise ValueError("rollout_action_noise_std > 0 makes the rollouts unfit to measure success: set "
-                         "eval_episodes_per_task > 0")
-    if cfg.self_training and not (cfg.finetune_planner or cfg.finetune_policy_too):
-        raise ValueError("self_training=true but finetune_planner=false and finetune_policy_too=false: nothing "
-                         "learns from the kept episodes (use self_training=false for that baseline)")
-    if cfg.eval_episodes_per_task == 0 and not cfg.self_training:
-        raise ValueError("self_training=false has no rollouts to measure: set eval_episodes_per_task > 0")
-    if set(train_tasks) & set(targets) and cfg.target_demos_per_task == 0:
-        log.warning("target tasks %s are also pretraining tasks", sorted(set(train_tasks) & set(targets)))
     from embodied.vlm import make_grader
 
-    grader = make_grader(cfg.grader)  # configs/grader/<name>.yaml: oracle | learned | vlm | none
+    run_dir = Path(run_dir)
+    check_config(cfg)
+    record = config_record(cfg)
+    learned = _learns_grader(cfg)
+    grader = None if learned else make_grader(cfg.grader)  # oracle | learned | vlm | none
+    resuming = check_run_dir(run_dir, record)
+    store = _store_path(cfg, run_dir)
+    claim_store(store, record)  # before anything is written: a store holds one config's episodes
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the config is known to be valid
+    if not resuming:
+        _write_json_atomic(run_dir / CONFIG_FILE, record)
     state = RunState(run_dir)
     state.plan = planned_phases(cfg)
     state.budget_s = None if cfg.budget_minutes is None else 60.0 * cfg.budget_minutes
-    store = _store_path(cfg, run_dir)
+    seed = cfg.seed
 
     # Pretraining on expert demos of the training tasks.
     _phase(state, "demos", collect_demos, cfg=cfg, run_dir=run_dir)
     with EpisodeStore(store) as s:
         demos = _demo_episodes(s, cfg)
         policy_demos = _policy_demo_episodes(s, cfg, demos)
-    planner = pretrained = _phase(state, "pretrain_video", train_planner, cfg=cfg, store=store,
-                                  out=run_dir / "pretrain" / "video", train=cfg.pretrain_video, init_from=None,
-                                  episodes=demos)["checkpoint"]
-    policy = pretrained_policy = _phase(state, "pretrain_policy", train_executor_policy, cfg=cfg, store=store,
-                                        out=run_dir / "pretrain" / "policy", train=cfg.pretrain_policy,
-                                        init_from=None, episodes=policy_demos)["checkpoint"]
+    common = dict(cfg=cfg, run_dir=run_dir, store=store)
+    planner = pretrained = _phase(state, "pretrain_video", train_planner, **common, out=run_dir / "pretrain" / "video",
+                                  train=cfg.pretrain_video, init_from=None, episodes=demos,
+                                  seed=derived_seed(seed, "pretrain_video"))["checkpoint"]
+    policy = pretrained_policy = _phase(state, "pretrain_policy", train_executor_policy, **common,
+                                        out=run_dir / "pretrain" / "policy", train=cfg.pretrain_policy, init_from=None,
+                                        episodes=policy_demos, seed=derived_seed(seed, "pretrain_policy"))["checkpoint"]
+    if learned:
+        path = _phase(state, "train_grader", train_loop_grader, **common)["checkpoint"]
+        grader = make_grader(replace(_grader_config(cfg), path=str(run_dir / path)))
     restart = cfg.finetune_from == "pretrained"  # every round from the pretrained models
 
     for it in range(cfg.iterations):
         out = run_dir / f"iter_{it}"
         if cfg.self_training:
-            _phase(state, f"iter_{it}/rollouts", collect_rollouts, cfg=cfg, store_path=store, out=out, iteration=it,
-                   planner=planner, policy=policy, grader=grader)
-        if cfg.eval_episodes_per_task:
-            _phase(state, f"iter_{it}/eval", evaluate_targets, cfg=cfg, out=out / "eval", planner=planner,
-                   policy=policy, upper_bounds=cfg.upper_bounds and it == 0)
-        if cfg.self_training:
-            with EpisodeStore(store) as s:
-                kept = _kept_episodes(s, it)
-                for_planner = finetune_episodes(s, demos, kept, cfg.self_data_share)
-                for_policy = finetune_episodes(s, policy_demos, kept, cfg.policy_self_data_share)
-            if cfg.finetune_planner:
-                planner = _phase(state, f"iter_{it}/finetune_video", train_planner, cfg=cfg, store=store,
-                                 out=out / "video", train=cfg.finetune_video,
-                                 init_from=pretrained if restart else planner, episodes=for_planner)["checkpoint"]
-            if cfg.finetune_policy_too:
-                policy = _phase(state, f"iter_{it}/finetune_policy", train_executor_policy, cfg=cfg, store=store,
-                                out=out / "policy", train=cfg.finetune_policy,
-                                init_from=pretrained_policy if restart else policy,
-                                episodes=for_policy)["checkpoint"]
+            _phase(state, f"iter_{it}/rollouts", collect_rollouts, cfg=cfg, run_dir=run_dir, store_path=store,
+                   iteration=it, planner=planner, policy=policy, grader=grader)
+        _phase(state, f"iter_{it}/eval", evaluate_targets, cfg=cfg, run_dir=run_dir, out=out / "eval", planner=planner,
+               policy=policy, upper_bounds=cfg.upper_bounds and it == 0)
+        with EpisodeStore(store) as s:
+            kept = _kept_episodes(s, it) if cfg.self_training else []  # the control: the demos alone
+            for_planner = finetune_episodes(s, demos, kept, cfg.self_data_share)
+            for_policy = finetune_episodes(s, policy_demos, kept, cfg.policy_self_data_share)
+            mixes = data_mix(s, for_planner, kept), data_mix(s, for_policy, kept)
+        if cfg.finetune_planner:
+            planner = _phase(state, f"iter_{it}/finetune_video", train_planner, **common, out=out / "video",
+                             train=cfg.finetune_video, init_from=pretrained if restart else planner,
+                             episodes=for_planner, seed=derived_seed(seed, f"iter_{it}/finetune_video"),
+                             mix=mixes[0])["checkpoint"]
+        if cfg.finetune_policy_too:
+            policy = _phase(state, f"iter_{it}/finetune_policy", train_executor_policy, **common, out=out / "policy",
+                            train=cfg.finetune_policy, init_from=pretrained_policy if restart else policy,
+                            episodes=for_policy, seed=derived_seed(seed, f"iter_{it}/finetune_policy"),
+                            mix=mixes[1])["checkpoint"]
         write_report(cfg, run_dir, state)
     final = f"iter_{cfg.iterations}"
-    if cfg.eval_episodes_per_task:
-        _phase(state, f"{final}/eval", evaluate_targets, cfg=cfg, out=run_dir / final / "eval", planner=planner,
-               policy=policy, upper_bounds=False)
-    else:  # the last model on R fresh seeds, as every earlier one was measured on its rollouts
-        _phase(state, f"{final}/eval", evaluate_targets, cfg=cfg, out=run_dir / final / "eval", planner=planner,
-               policy=policy, upper_bounds=False, episodes=cfg.rollouts_per_task,
-               seed_start=cfg.rollout_seed_start + cfg.iterations * cfg.rollouts_per_task)
+    _phase(state, f"{final}/eval", evaluate_targets, cfg=cfg, run_dir=run_dir, out=run_dir / final / "eval",
+           planner=planner, policy=policy, upper_bounds=False)
     return write_report(cfg, run_dir, state)
 
 
-# --- the report ----------------------------------------------------------------------------------
-def _grader_name(spec: Any) -> str:
-    return spec.get("name", "?") if isinstance(spec, dict) else getattr(spec, "name", "?")
+def _grader_config(cfg: SailConfig):
+    from embodied.vlm.registry import grader_config
+
+    return grader_config(cfg.grader)
 
 
-def _evaluations(state: RunState) -> list[tuple[int, dict[str, list[int]]]]:
-    """(iteration, {task: [successes, episodes]}) of every finished evaluation, in order."""
-    found: dict[int, dict[str, list[int]]] = {}
-    for phase, info in state.data["done"].items():  # an evaluation wins over the rollouts' verdicts
-        it = int(phase.split("/")[0].removeprefix("iter_")) if phase.startswith("iter_") else None
-        if phase.endswith("/eval") or (phase.endswith("/rollouts") and f"iter_{it}/eval" not in state.data["done"]):
-            found[it] = info["tasks"]
-    return sorted(found.items())
+def claim_store(path: Path, record: dict[str, Any]) -> None:
+    """A store holds the self-collected episodes of one config: refuse one that another run's
+    config wrote (a shared ``store=`` would mix their kept episodes), and mark a new one as ours."""
+    from embodied.store import EpisodeStore
+
+    owner = config_fingerprint(record)
+    if Path(path).exists():
+        with EpisodeStore(path) as s:
+            theirs = s.attrs.get("sail_config")
+        if theirs not in (None, owner):
+            raise ValueError(f"the store {path} holds the episodes of a SAIL run with another config "
+                             f"(fingerprint {theirs}, this run's {owner}): each run needs its own store. Leave "
+                             f"store unset (the run dir's store.zarr) or give a new path. Nothing was written.")
+    with EpisodeStore(path, mode="a", image_size=record["image_size"], camera=record["env"]["camera"]) as s:
+        if s.attrs.get("sail_config") != owner:
+            s.set_attrs(sail_config=owner)
 
 
-def write_report(cfg: SailConfig, run_dir: Path, state: RunState) -> dict[str, Any]:
-    """report/: summary.md (success per iteration and task with 95 % Wilson intervals, grader
-    agreement, kept episodes, wall time per phase), success.png (the curve), sail.json, videos/."""
-    import shutil
+def config_fingerprint(record: dict[str, Any]) -> str:
+    """A short hash of a config record (the store path left out: it names where, not what)."""
+    import hashlib
 
-    from embodied.stats import success_rate
-
-    out = run_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    points = _evaluations(state)
-    tasks = list(cfg.target_set.tasks)
-    lines = [f"# SAIL on {cfg.target_set.name} (pretrained on {cfg.task_set.name}), grader={_grader_name(cfg.grader)}, "
-             f"self_training={cfg.self_training}", "",
-             "Success on held-out seeds (simulator ground truth), 95 % Wilson intervals. Iteration k = the model "
-             "after k rounds of fine-tuning on its own filtered rollouts. "
-             + ("Measured on fixed evaluation seeds." if cfg.eval_episodes_per_task else
-                "Measured on iteration k's own rollouts (fresh seeds, graded by the simulator before any training "
-                "on them); the last row on fresh seeds after the last fine-tuning."), "",
-             "| iteration | " + " | ".join(tasks) + " | mean (all episodes) |",
-             "|---:|" + "---:|" * (len(tasks) + 1)]
-    curve = []
-    for it, per_task in points:
-        cells = [str(success_rate(*per_task[t])) if t in per_task else "n/a" for t in tasks]
-        k, n = sum(v[0] for v in per_task.values()), sum(v[1] for v in per_task.values())
-        mean = success_rate(k, n)
-        curve.append({"iteration": it, "successes": k, "episodes": n, "rate": mean.value, "low": mean.low,
-                      "high": mean.high, "tasks": per_task})
-        lines.append(f"| {it} | " + " | ".join(cells) + f" | {mean} |")
-    uppers = state.info("iter_0/eval").get("upper_bounds", {})
-    for name, per_task in uppers.items():
-        k, n = sum(v[0] for v in per_task.values()), sum(v[1] for v in per_task.values())
-        cells = [str(success_rate(*per_task[t])) if t in per_task else "n/a" for t in tasks]
-        lines.append(f"| upper bound: {name} | " + " | ".join(cells) + f" | {success_rate(k, n)} |")
-
-    lines += ["", "## Self-collected rollouts and the grader (against the simulator's verdict)", "",
-              "| iteration | rollouts | sim successes | kept | precision | recall | accuracy |", "|---:|---:|---:|---:|---:|---:|---:|"]
-    graders = []
-    for it in range(cfg.iterations):
-        info = state.info(f"iter_{it}/rollouts")
-        if info:
-            graders.append({"iteration": it, **{k: info[k] for k in ("rollouts", "kept", "rollout_success_gt", "precision",
-                                                                     "recall", "accuracy")}})
-            lines.append(f"| {it} | {info['rollouts']} | {info['rollout_success_gt']} | {info['kept']} | "
-                         f"{info['precision']:.2f} | {info['recall']:.2f} | {info['accuracy']:.2f} |")
-    lines += ["", "## Wall time per phase", "", "| phase | seconds |", "|---|---:|"]
-    lines += [f"| {phase} | {info.get('wall_s', float('nan')):.0f} |" for phase, info in state.data["done"].items()]
-    spent = state.spent_s()
-    budget = f", budget {cfg.budget_minutes:g} min" if cfg.budget_minutes is not None else ""
-    lines += [f"| **total**: {spent / 60:.1f} min{budget} | {spent:.0f} |"]
-
-    videos = out / "videos"
-    if videos.exists():  # the latest iteration moves on: no stale copies
-        shutil.rmtree(videos)
-    if points:
-        for label, (it, _) in (("first", points[0]), ("latest", points[-1])):
-            src = run_dir / f"iter_{it}" / "eval" / "videos"
-            src = src if src.exists() else run_dir / f"iter_{it}" / "videos"  # measured on its rollouts
-            if src.exists():
-                shutil.copytree(src, videos / f"{label}_iter_{it}", dirs_exist_ok=True)
-        lines += ["", f"Videos (plan beside execution): `videos/first_iter_{points[0][0]}/`, "
-                      f"`videos/latest_iter_{points[-1][0]}/`."]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    report = {"curve": curve, "graders": graders, "upper_bounds": uppers, "phases": state.data["done"]}
-    (out / "sail.json").write_text(json.dumps(report, indent=1))
-    if curve:
-        _plot_curve(curve, tasks, out / "success.png", lines[0].removeprefix("# "))
-    return report
-
-
-def _plot_curve(curve: list[dict[str, Any]], tasks: list[str], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from embodied.stats import success_rate
-
-    its = [c["iteration"] for c in curve]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    styles = ["--", ":", "-.", (0, (1, 3)), (0, (5, 2, 1, 2))]
-    for n, task in enumerate(tasks):
-        rates = [success_rate(*c["tasks"][task]).value if task in c["tasks"] else float("nan") for c in curve]
-        ax.plot(its, rates, color="0.55", linewidth=1, linestyle=styles[n % len(styles)], label=task)
-    rate = [c["rate"] for c in curve]
-    err = [[c["rate"] - c["low"] for c in curve], [c["high"] - c["rate"] for c in curve]]
-    ax.errorbar(its, rate, yerr=err, color="#c44e52", marker="o", capsize=4, linewidth=2, label="mean (95% Wilson)")
-    ax.set_xticks(its)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("SAIL iteration (rounds of self-training)")
-    ax.set_ylabel("success on held-out seeds")
-    ax.set_title(title, fontsize=8)
-    ax.legend(loc="upper left", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return hashlib.sha256(json.dumps({k: v for k, v in record.items() if k != "store"}, sort_keys=True)
+                          .encode()).hexdigest()[:16]
 
 
 @hydra.main(config_path="pkg://configs", config_name="sail", version_base="1.3")
@@ -574,8 +675,9 @@ def main(cfg) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     run_sail(cfg_obj, run_dir)
     print((run_dir / "report" / "summary.md").read_text())
-    print(f"Report: {run_dir / 'report'} (summary.md, success.png, videos/). Rerunning the same command with "
-          f"hydra.run.dir={run_dir} resumes or, when finished, does nothing.")
+    print(f"Report: {run_dir / 'report'} (summary.md, success.png, sail.json, videos/). Rerunning the same command "
+          f"with hydra.run.dir={run_dir} resumes or, when finished, does nothing. Several runs under one multirun "
+          f"dir: embodied-sail-summary <that dir>.")
 
 
 if __name__ == "__main__":

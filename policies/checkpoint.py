@@ -40,7 +40,9 @@ def save_policy(policy, path: str | Path) -> Path:
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
     # Write both under temporary names, then rename: a crash never leaves a half-written file.
-    save_file(tensors, str(path / (WEIGHTS + ".tmp")), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    # One metadata key: safetensors writes several in a per-process random order (same weights,
+    # different bytes); the version is in config.json.
+    save_file(tensors, str(path / (WEIGHTS + ".tmp")), metadata={"format": FORMAT})
     (path / (CONFIG + ".tmp")).write_text(json.dumps(doc, indent=2))
     os.replace(path / (WEIGHTS + ".tmp"), path / WEIGHTS)
     os.replace(path / (CONFIG + ".tmp"), path / CONFIG)

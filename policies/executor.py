@@ -139,8 +139,11 @@ class PlanExecutor:
         self.policy, self.planner = policy, planner
         self.config = config if config is not None else ExecutorConfig()
 
-    def run(self, env: Any, instruction: str, seed: int | None = None) -> ExecutionRecord:
-        """Reset ``env`` (with ``seed``) and act until success, the env's end, or ``max_steps``."""
+    def run(self, env: Any, instruction: str, seed: int | None = None, noise_stream: int = 0) -> ExecutionRecord:
+        """Reset ``env`` (with ``seed``) and act until success, the env's end, or ``max_steps``.
+
+        The action noise (``action_noise_std``) is seeded by (``seed``, ``noise_stream``).
+        """
         cfg = self.config
         obs, info = env.reset(seed=seed) if seed is not None else env.reset()
         rgb, state = _read_obs(obs)
@@ -156,7 +159,8 @@ class PlanExecutor:
         window = deque(maxlen=(cfg.stall_window or 0) + 1)  # stall signal since the last plan
         first_success: int | None = None
         ended = False
-        noise = np.random.default_rng([0 if seed is None else int(seed), 0x5EED]) if cfg.action_noise_std > 0 else None
+        entropy = [0 if seed is None else int(seed), 0x5EED] + ([int(noise_stream)] if noise_stream else [])
+        noise = np.random.default_rng(entropy) if cfg.action_noise_std > 0 else None
 
         for t in range(cfg.max_steps):  # t = actions taken so far
             exhausted = plan is not None and subgoal >= len(plan)

@@ -27,3 +27,18 @@ def test_wilson_rejects_impossible_counts():
         wilson_interval(5, 3)
     assert str(success_rate(0, 0)) == "n/a"
     assert str(success_rate(1, 2)).startswith("0.50 [")
+
+
+def test_mcnemar_exact_is_the_binomial_test_of_the_discordant_pairs():
+    from embodied.stats import mcnemar_exact, paired
+
+    # 0 vs 6 discordant pairs: p = 2 * 0.5**6
+    assert mcnemar_exact(6, 0) == pytest.approx(2 * 0.5**6)
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(3, 3) == 1.0
+    # Agresti (2002), Table 10.1 style check: 2 x binomial tail P(X <= 1 | n = 9) = 20 / 512
+    assert mcnemar_exact(8, 1) == pytest.approx(2 * (1 + 9) / 2**9)
+    result = paired([1, 1, 0, 0, 0, 1], [1, 0, 1, 1, 0, 1])
+    assert (result.episodes, result.before, result.after, result.gained, result.lost) == (6, 3, 4, 2, 1)
+    assert result.p_value == pytest.approx(1.0) and str(result).startswith("+2 / -1, p = ")
+    with pytest.raises(ValueError, match="same episodes"):
+        paired([1, 0], [1])

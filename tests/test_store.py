@@ -253,6 +253,74 @@ def test_one_writer_at_a_time(tmp_path):
         again.append(make_episode(0))
 
 
+RACER = textwrap.dedent(
+    """
+    import sys, time
+    from embodied.store import EpisodeStore, StoreLockedError
+    path, size = sys.argv[1], int(sys.argv[2])
+    print("READY", flush=True)
+    start = float(sys.stdin.readline())  # the same moment for both racers
+    time.sleep(max(0.0, start - time.time()))
+    try:
+        store = EpisodeStore(path, mode="a", image_size=size)
+    except StoreLockedError as exc:
+        print("LOCKED", exc, flush=True)
+    else:
+        print("OPENED", flush=True)
+        time.sleep(1.5)  # hold it open while the other one tries
+        store.close()
+    """
+)
+
+
+def test_two_processes_creating_one_store(tmp_path):
+    """Two writers creating one new store at the same moment: one creates it, the other is refused."""
+    sizes = (32, 48)
+    paths = [tmp_path / f"s{i}.zarr" for i in range(3)]
+    procs = {(path, size): subprocess.Popen([sys.executable, "-c", RACER, str(path), str(size)], cwd=ROOT, text=True,
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for path in paths for size in sizes}
+    try:
+        for proc in procs.values():  # all imported: the race starts together, not with the faster import
+            assert proc.stdout.readline().startswith("READY"), proc.stderr.read()
+        start = time.time() + 0.3
+        for proc in procs.values():
+            proc.stdin.write(f"{start}\n")
+            proc.stdin.flush()
+        outs = {key: proc.communicate(timeout=60) for key, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.kill()
+    for path in paths:
+        results = {size: outs[path, size][0].strip() for size in sizes}
+        assert all(procs[path, size].returncode == 0 for size in sizes), [outs[path, size][1] for size in sizes]
+        winners = [size for size in sizes if results[size] == "OPENED"]
+        assert len(winners) == 1, results
+        (loser,) = set(sizes) - set(winners)
+        assert results[loser].startswith("LOCKED") and "is being written by another process" in results[loser]
+        assert EpisodeStore(path).image_size == (winners[0], winners[0])
+
+
+def test_writer_decides_create_or_open_under_the_lock(tmp_path, monkeypatch):
+    """A store another writer creates between a writer's first look and its lock is opened, not made anew."""
+    path = tmp_path / "s.zarr"
+    acquire = EpisodeStore._acquire_lock
+
+    def late(self):  # the other writer wins the race: it creates the store and closes it
+        monkeypatch.setattr(EpisodeStore, "_acquire_lock", acquire)
+        with EpisodeStore(path, mode="a", image_size=32) as other:
+            other.append(make_episode(0, size=32))
+        acquire(self)
+
+    monkeypatch.setattr(EpisodeStore, "_acquire_lock", late)
+    with pytest.raises(ValueError, match="image_size"):
+        EpisodeStore(path, mode="a", image_size=48)
+    store = EpisodeStore(path)
+    assert store.image_size == (32, 32) and len(store) == 1
+    with EpisodeStore(path, mode="a") as writer:  # the lock was released
+        writer.append(make_episode(1, size=32))
+
+
 def test_foreign_and_damaged_directories_are_refused_untouched(tmp_path):
     foreign = tmp_path / "photos"
     foreign.mkdir()

@@ -161,29 +161,34 @@ class EpisodeStore:
         self._chunk_files: dict[str, ChunkFiles] = {}  # array path -> its chunk writer
         wanted = Schema.from_args(image_size, action_dim, state_dim, camera, action_low, action_high)
 
-        # An empty directory (or one holding only a lock file) is a store not yet created.
-        exists = self.path.exists() and (
-            not self.path.is_dir() or any(p.name != LOCK_NAME for p in self.path.iterdir())
-        )
-        if exists:
-            if not self.path.is_dir():
-                raise StoreFormatError(f"{self.path} is a file, not an episode store directory; nothing was changed.")
-            attrs = _check_is_store(self.path)  # before anything is written, even the lock
-        elif mode == "r":
-            raise FileNotFoundError(f"no episode store at {self.path} (open it with mode='a' to create one)")
-
-        if exists:  # validate read-only first: a damaged store gets no lock file either
-            self._open_existing(attrs, wanted, "r")
+        # Read only first, before anything is written (even the lock file): a foreign or damaged
+        # path is refused untouched.
+        try:
+            found = self._inspect(wanted, "r")
+        except Exception:
+            # A store another writer is creating right now looks damaged. It already holds a lock
+            # file (made before anything else), so taking the lock writes nothing: let it decide.
+            if mode == "r" or not (self.path / LOCK_NAME).is_file():
+                raise
+        else:
+            if not found and mode == "r":
+                raise FileNotFoundError(f"no episode store at {self.path} (open it with mode='a' to create one)")
         if mode != "r":
             self._acquire_lock()
+            # Create or open is decided again under the lock: another writer may have created the
+            # store (or appended to it) since the check above.
             try:
-                if exists:  # again under the lock: another writer may have appended meanwhile
-                    self._open_existing(attrs, wanted, "r+")
-                    if mode == "w":
-                        self._clear()
-                        self._load_index()
-                else:
+                found = self._inspect(wanted, "r+")
+            except Exception:
+                self._lock.release()  # not close(): nothing was opened, nothing to trim
+                self._lock = None
+                raise
+            try:
+                if not found:
                     self._create(wanted)
+                    self._load_index()
+                elif mode == "w":
+                    self._clear()
                     self._load_index()
                 self._trim()
             except Exception:
@@ -202,6 +207,17 @@ class EpisodeStore:
                 f"one writer at a time. Wait for it to finish, or open the store with mode='r' to read."
             ) from None
         self._lock = lock
+
+    def _inspect(self, wanted: Schema, zarr_mode: str) -> bool:
+        """Open the store at the path (False if it is not created yet); StoreFormatError if the
+        path is something else. Writes nothing, except the schema fields ``wanted`` adds ("r+")."""
+        # An empty directory (or one holding only a lock file) is a store not yet created.
+        if not self.path.exists() or (self.path.is_dir() and all(p.name == LOCK_NAME for p in self.path.iterdir())):
+            return False
+        if not self.path.is_dir():
+            raise StoreFormatError(f"{self.path} is a file, not an episode store directory; nothing was changed.")
+        self._open_existing(_check_is_store(self.path), wanted, zarr_mode)
+        return True
 
     def _open_existing(self, attrs: dict[str, Any], wanted: Schema, zarr_mode: str) -> None:
         self._root = zarr.open_group(self.path, mode=zarr_mode)
@@ -445,6 +461,21 @@ class EpisodeStore:
     @property
     def image_size(self) -> tuple[int, int] | None:
         return self._schema.image_size
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The store's root attributes (schema, format, and what callers recorded with ``set_attrs``)."""
+        return dict(self._root.attrs)
+
+    def set_attrs(self, **values: Any) -> None:
+        """Record JSON values in the root attributes (writers only; the schema's keys are refused)."""
+        if self.mode == "r" or self._lock is None:
+            raise PermissionError(f"{self.path} is not open for writing: open it with mode='a' to set attributes")
+        schema_keys = Schema.from_args(None, None, None, None, None, None).to_attrs()
+        reserved = set(values) & {"format", "schema_version", "created_at", *schema_keys}
+        if reserved:
+            raise ValueError(f"attributes {sorted(reserved)} belong to the store's schema and cannot be set")
+        self._root.attrs.update(values)
 
     def _check_index(self, i: int) -> int:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):

@@ -72,13 +72,15 @@ def build_grader_store(
     camera: str = "corner2",
     workers: int = 2,
     progress: bool = True,
+    noise_seed: int = 0,
 ) -> dict[str, int]:
     """Fill store ``out`` with labelled successes and failures of ``tasks`` x ``seeds``; counts per source.
 
     - expert demos: copied from store ``demos`` when it has them, rolled out here otherwise;
     - one truncated copy of each successful demo, cut at a fraction drawn from ``truncate`` (seeded);
     - one noised-expert rollout per noise level in ``noise_stds``, with a ``max_steps`` budget.
-    Re-running skips (task, seed, source) triples the store already holds.
+    Re-running skips (task, seed, source) triples the store already holds. ``noise_seed`` (a
+    run's seed) is mixed into the seeds of the action noise and of the cut fractions.
     """
     from embodied.store import EpisodeStore
     from sim.catalog import instruction_for, validate_task_names
@@ -97,7 +99,8 @@ def build_grader_store(
         def add_expert(episode: Episode) -> None:
             add(episode)
             if episode.succeeded:  # the fraction is fixed by (task, seed): a re-run cuts the same place
-                rng = np.random.default_rng([int(episode.meta["seed"]), sum(map(ord, episode.meta["task"]))])
+                entropy = [int(episode.meta["seed"]), sum(map(ord, episode.meta["task"]))]
+                rng = np.random.default_rng(entropy + ([int(noise_seed)] if noise_seed else []))
                 add(truncate_before_success(episode, float(rng.uniform(*truncate))))
 
         # Expert demos (and their truncated copies): from the demo store where it has them.
@@ -116,10 +119,10 @@ def build_grader_store(
         # ... and the noised experts, in the same worker pool.
         for noise in noise_stds:
             jobs += [dict(task=t, seed=s, image_size=image_size, camera=camera, noise_std=float(noise),
-                          max_steps=max_steps, instruction=instruction_for(t, s))
+                          noise_seed=int(noise_seed), max_steps=max_steps, instruction=instruction_for(t, s))
                      for t in tasks for s in seeds if (t, s, noised_source(noise)) not in have]
         log.info("rolling out %d episodes into %s", len(jobs), out)
-        episodes = rollout_many(jobs, workers=workers, progress=progress, ordered=True)
+        episodes = rollout_many(jobs, workers=workers, progress=progress)
         for job, episode in zip(jobs, episodes):
             if "noise_std" in job:
                 add(replace(episode, meta={**episode.meta, "source": noised_source(job["noise_std"])}))

@@ -31,6 +31,11 @@ def _build(cfg: Any, registry: Mapping[str, type], kind: str) -> Any:
     return get_class(cfg._target_)(cfg)
 
 
+def grader_config(cfg: Any):
+    """The typed config dataclass of a grader spec (a name, a dict, a DictConfig or the dataclass)."""
+    return _config(cfg, GRADER_CONFIGS, "grader")
+
+
 def make_grader(cfg: Any):
     """The grader of ``cfg``: "oracle" | "learned" | "vlm" | "none", a dict, a DictConfig or a config dataclass."""
     return _build(cfg, GRADER_CONFIGS, "grader")

@@ -44,7 +44,7 @@ system-deps:
 	fi
 
 # The SAIL loop on the CPU preset (configs/sail_budget/cpu_tiny.yaml): demos, pretraining, 3
-# iterations on 2 unseen tasks, report in runs/demo/report/ (~25 min on 2 cores). Rerun: resumes.
+# iterations on 2 unseen tasks, report in runs/demo/report/ (~28 min on 2 cores). Rerun: resumes.
 demo: install
 	$(VENV)/bin/embodied-sail preset=cpu_tiny hydra.run.dir=runs/demo
 

@@ -438,8 +438,8 @@ def _rollout_rows(log_path: Path, store, iteration: int) -> list[dict[str, Any]]
             rows.append({"task": task, "seed": seed, "kept": True, "graded_success": True,
                          "score": meta["grader_score"], "reason": "row rebuilt from the store",
                          "success_gt": meta["success_gt"], "length": store.episode_length(i) - 1})
-    if len(rows) != len(lines):
-        text = "".join(json.dumps(r) + "\n" for r in rows)
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    if text != "".join(line + "\n" for line in lines):  # rows dropped or rebuilt
         tmp = log_path.with_name(log_path.name + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, log_path)

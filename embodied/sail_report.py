@@ -233,7 +233,17 @@ def summarize(root: str | Path) -> dict[str, Any]:
     differing = sorted(k for k in set().union(*flats.values()) if len({f.get(k) for f in flats.values()}) > 1)
 
     def label(key: str) -> str:
-        return ", ".join(f"{k}={json.loads(flats[key][k]) if k in flats[key] else '(absent)'}" for k in differing) or "all runs"
+        """The keys this group differs in from the others; a config group by its name (grader=none)."""
+        config, parts, named = json.loads(key), [], set()
+        for k in differing:
+            top = k.split(".")[0]
+            if isinstance(config.get(top), dict) and "name" in config[top]:
+                if top not in named:
+                    named.add(top)
+                    parts.append(f"{top}={config[top]['name']}")
+            else:
+                parts.append(f"{k}={json.loads(flats[key][k]) if k in flats[key] else '(absent)'}")
+        return ", ".join(parts) or "all runs"
 
     summary: dict[str, Any] = {"root": str(root), "groups": []}
     lines = [f"# SAIL over loop seeds: {root}", "",

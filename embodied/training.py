@@ -82,6 +82,13 @@ def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
+def _one_thread(worker_id: int) -> None:
+    """DataLoader workers only read and stack samples: one intra-op thread each. Otherwise their
+    OpenMP threads spin after every small op on the cores the training step needs (measured on
+    2 cores: the IDM's 300 steps took 80 s instead of 61 s)."""
+    torch.set_num_threads(1)
+
+
 def seed_model_init(cfg: TrainConfig) -> None:
     """Seed every RNG before a fresh model is built: its initial weights (and so the whole run)
     are then the same in every run of the same command."""
@@ -238,7 +245,7 @@ def fit(
     loader_kw: dict[str, Any] = dict(batch_size=cfg.batch_size, shuffle=True, drop_last=len(dataset) >= cfg.batch_size,
                                      collate_fn=collate_fn, num_workers=cfg.num_workers)
     if cfg.num_workers > 0:
-        loader_kw.update(multiprocessing_context="spawn", persistent_workers=True)
+        loader_kw.update(multiprocessing_context="spawn", persistent_workers=True, worker_init_fn=_one_thread)
     loader = torch.utils.data.DataLoader(dataset, generator=torch.Generator().manual_seed(cfg.seed + start_step),
                                          **loader_kw)
     if model.to is not None:  # e.g. the EMA's shadow weights live beside the model

@@ -344,6 +344,29 @@ def test_rollout_action_noise_is_for_self_collection_only(tmp_path, monkeypatch)
     assert not (tmp_path / "bad").exists()
 
 
+def test_rollout_rows_are_reconciled_with_the_store(tmp_path):
+    """What a kill can leave: a torn last line, a kept row whose episode never reached the store,
+    an episode whose row was lost. The rows that come back agree with the store."""
+    from embodied.sail import _rollout_rows
+    from test_store import make_episode
+
+    log = tmp_path / "rollouts.jsonl"
+    row = {"kept": False, "graded_success": False, "score": 0.0, "reason": "", "success_gt": 0, "length": 9}
+    lines = [json.dumps({**row, "task": "task-1", "seed": 1}),  # graded, not kept: done
+             json.dumps({**row, "task": "task-1", "seed": 4, "kept": True}),  # kept, but not in the store
+             '{"task": "task-2", "se']  # cut short by the kill
+    log.write_text("\n".join(lines))
+    with EpisodeStore(tmp_path / "s.zarr", mode="a") as store:
+        store.append(make_episode(7, length=12, source="plan", sail_iteration=0, grader_score=1.0))  # its row was lost
+        store.append(make_episode(10, length=12, source="plan", sail_iteration=1))  # another iteration's
+        rows = _rollout_rows(log, store, iteration=0)
+    assert [(r["task"], r["seed"], r["kept"]) for r in rows] == [("task-1", 1, False), ("task-1", 7, True)]
+    assert rows[1]["length"] == 11 and rows[1]["reason"] == "row rebuilt from the store"
+    assert [json.loads(line) for line in log.read_text().splitlines()] == rows  # rewritten whole
+    with EpisodeStore(tmp_path / "s.zarr", mode="a") as store:
+        assert _rollout_rows(log, store, iteration=0) == rows  # nothing more to mend
+
+
 # --- kill -9 ---------------------------------------------------------------------------------------
 def _command(run: Path) -> list[str]:
     return [sys.executable, str(TESTS / "sail_with_expert.py"), *TINY, f"hydra.run.dir={run}"]
@@ -414,3 +437,23 @@ def test_kill_9_anywhere_then_rerun_resumes(tmp_path):
     out = subprocess.run(_command(run), capture_output=True, text=True, env=_env(), timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     _check_run(run)
+
+
+def test_multirun_filter_ablation_then_summary(tmp_path):
+    """embodied-sail --multirun grader=oracle,learned,none: three runs, each with its own store (the
+    learned grader trained inside its loop), and the summary groups them by grader."""
+    sweep = tmp_path / "multi"
+    command = [sys.executable, str(TESTS / "sail_with_expert.py"), "--multirun", *TINY, "iterations=1",
+               "rollouts_per_task=2", "upper_bounds=false", "grader=oracle,learned,none", f"hydra.sweep.dir={sweep}",
+               "grader_training.max_steps=30", "grader_training.noise_stds=[2.0]", "grader_training.train.steps=2",
+               "grader_training.train.batch_size=8", "grader_training.model.channels=[8,8]"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=900, env=_env())
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = sorted(p.parent.parent for p in sweep.rglob("report/sail.json"))
+    assert len(runs) == 3 and all((run / "store.zarr").is_dir() for run in runs)
+    graders = {json.loads((run / "report" / "sail.json").read_text())["config"]["grader"]["name"]: run for run in runs}
+    assert sorted(graders) == ["learned", "none", "oracle"]
+    assert (graders["learned"] / "grader" / "grader" / "model.safetensors").is_file()
+    from embodied.sail_report import summarize
+
+    assert sorted(g["label"] for g in summarize(sweep)["groups"]) == ["grader=learned", "grader=none", "grader=oracle"]

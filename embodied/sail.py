@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import zlib
 from dataclasses import asdict, dataclass, field, replace
@@ -46,10 +45,10 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-import embodied.vlm.config  # noqa: F401  (registers the grader/ schemas with Hydra)
 from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig
-from embodied.training import TrainConfig
-from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig
+from embodied.training import TrainConfig, write_atomic
+from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig  # (also registers the grader/ schemas)
+from embodied.vlm.registry import grader_config
 from policies.config import ExecutorConfig, PolicyConfig
 from video_models.config import VideoModelConfig
 
@@ -228,12 +227,6 @@ def check_run_dir(run_dir: Path, record: dict[str, Any]) -> bool:
     return False
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 # --- run state: which phases are finished ------------------------------------------------------
 class RunState:
     """Finished phases, persisted atomically after each one (the resume points of the loop).
@@ -254,7 +247,7 @@ class RunState:
 
     def finish(self, phase: str, **info: Any) -> None:
         self.data["done"][phase] = {"finished_at": time.time(), **info}
-        _write_json_atomic(self.path, self.data)
+        write_atomic(self.path, json.dumps(self.data, indent=1))
 
     def info(self, phase: str) -> dict[str, Any]:
         return self.data["done"].get(phase, {})
@@ -276,7 +269,7 @@ def _phase(state: RunState, name: str, fn, **kwargs) -> dict[str, Any]:
 
 def _learns_grader(cfg: SailConfig) -> bool:
     """grader=learned without a checkpoint: the loop trains one (phase train_grader)."""
-    grader = _grader_config(cfg)
+    grader = grader_config(cfg.grader)
     return grader.name == "learned" and not grader.path
 
 
@@ -440,9 +433,7 @@ def _rollout_rows(log_path: Path, store, iteration: int) -> list[dict[str, Any]]
                          "success_gt": meta["success_gt"], "length": store.episode_length(i) - 1})
     text = "".join(json.dumps(r) + "\n" for r in rows)
     if text != "".join(line + "\n" for line in lines):  # rows dropped or rebuilt
-        tmp = log_path.with_name(log_path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, log_path)
+        write_atomic(log_path, text)
     return rows
 
 
@@ -496,8 +487,7 @@ def collect_rollouts(cfg: SailConfig, run_dir: Path, store_path: Path, iteration
                     store.append(episode)
                 rows.append(row)
     wanted = {(t, s) for t in cfg.target_set.tasks for s in seeds}
-    current = sorted((row for row in rows if (row["task"], row["seed"]) in wanted),
-                     key=lambda row: (list(cfg.target_set.tasks).index(row["task"]), row["seed"]))
+    current = [row for row in rows if (row["task"], row["seed"]) in wanted]
     per_task = {t: [sum(row["success_gt"] == 1 for row in current if row["task"] == t),
                     sum(row["task"] == t for row in current)] for t in cfg.target_set.tasks}
     return {"rollouts": len(current), "kept": sum(row["kept"] for row in current),
@@ -585,7 +575,7 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     claim_store(store, record)  # before anything is written: a store holds one config's episodes
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the config is known to be valid
     if not resuming:
-        _write_json_atomic(run_dir / CONFIG_FILE, record)
+        write_atomic(run_dir / CONFIG_FILE, json.dumps(record, indent=1))
     state = RunState(run_dir)
     state.plan = planned_phases(cfg)
     state.budget_s = None if cfg.budget_minutes is None else 60.0 * cfg.budget_minutes
@@ -605,7 +595,7 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
                                         episodes=policy_demos, seed=derived_seed(seed, "pretrain_policy"))["checkpoint"]
     if learned:
         path = _phase(state, "train_grader", train_loop_grader, **common)["checkpoint"]
-        grader = make_grader(replace(_grader_config(cfg), path=str(run_dir / path)))
+        grader = make_grader(replace(grader_config(cfg.grader), path=str(run_dir / path)))
     restart = cfg.finetune_from == "pretrained"  # every round from the pretrained models
 
     for it in range(cfg.iterations):
@@ -635,12 +625,6 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     _phase(state, f"{final}/eval", evaluate_targets, cfg=cfg, run_dir=run_dir, out=run_dir / final / "eval",
            planner=planner, policy=policy, upper_bounds=False)
     return write_report(cfg, run_dir, state)
-
-
-def _grader_config(cfg: SailConfig):
-    from embodied.vlm.registry import grader_config
-
-    return grader_config(cfg.grader)
 
 
 def claim_store(path: Path, record: dict[str, Any]) -> None:

@@ -496,3 +496,15 @@ def test_sigkill_at_random_moments(tmp_path):
             assert store.num_steps == expected_steps
             assert store._root["data/rgb"].shape[0] == expected_steps
             total = n
+
+
+def test_set_attrs_records_json_and_refuses_the_schemas_keys(tmp_path):
+    with EpisodeStore(tmp_path / "s.zarr", mode="a") as store:
+        store.append(make_episode(1))
+        store.set_attrs(sail_config="abc123")
+        with pytest.raises(ValueError, match=r"\['camera', 'format'\] belong to the store's schema"):
+            store.set_attrs(format="other", camera="corner3")
+    reader = EpisodeStore(tmp_path / "s.zarr")
+    assert reader.attrs["sail_config"] == "abc123" and reader.attrs["format"] != "other"
+    with pytest.raises(PermissionError, match="not open for writing"):
+        reader.set_attrs(sail_config="x")

@@ -58,6 +58,8 @@ STATE_FILE = "sail_state.json"
 CONFIG_FILE = "sail_config.json"  # the run's config: a rerun with another one is refused
 COSMETIC_KEYS = ("progress", "budget_minutes")  # may change between a run and its resumption
 NOISY = "expert_noisy"  # the source tag of the exploration demos
+KEPT = "plan"  # the source tag of a rollout the grader kept (the planner's self-collected data)
+EXECUTED = "rollout"  # ... of one it did not keep (executed, so still inverse-dynamics data for the IDM)
 MEASURE_ON = ("test", "validation")
 
 
@@ -76,6 +78,21 @@ class GraderTrainingConfig:
 
 
 @dataclass
+class AblationConfig:
+    """Experiment switches the recipe leaves at their defaults (configs/ablation/)."""
+
+    # Where each round's fine-tuning starts: "previous" (the last round's model, the paper's loop)
+    # or "pretrained" (the pretrained model, on demos + everything kept so far).
+    finetune_from: str = "previous"
+    # Std of Gaussian noise on the executed actions of the self-collection rollouts (never of the
+    # evaluation): exploration beyond what the models already do.
+    rollout_action_noise_std: float = 0.0
+
+
+FINETUNE = ("both", "planner", "policy", "none")
+
+
+@dataclass
 class SailConfig:
     preset: PresetConfig = field(default_factory=PresetConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -90,6 +107,10 @@ class SailConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # budget and replanning of every rollout
     grader: Any = field(default_factory=lambda: {"name": "oracle"})  # configs/grader/<name>.yaml (typed there)
     grader_training: GraderTrainingConfig = field(default_factory=GraderTrainingConfig)  # grader=learned, no path
+    # What each iteration practises: configs/proposer/<name>.yaml (embodied/practice.py): catalog
+    # (uniform over the target tasks) | curriculum (SOAR) | vlm. The budget is rollouts_per_task x
+    # the number of target tasks.
+    proposer: Any = field(default_factory=lambda: {"name": "catalog"})
     store: str | None = None  # this run's episode store; None: <run dir>/store.zarr
     # The loop's seed: every random draw of the run derives from it (the training seeds of the four
     # train configs must stay 0). seed=0,1,2 under --multirun: independent loop seeds.
@@ -106,27 +127,21 @@ class SailConfig:
     explore_noise_std: float = 0.5  # std of the Gaussian action noise (actions in [-1, 1])
     iterations: int = 3  # SAIL iterations
     rollouts_per_task: int = 10  # R: rollouts per target task and iteration (seeds.self_collection)
-    # Exploration in self-collection: std of Gaussian noise on the executed actions of the
-    # rollouts (never of the evaluation). Self-training only keeps what already works: without it
-    # the kept handle-press-side successes all came from the easy third of handle positions.
-    rollout_action_noise_std: float = 0.0
     eval_episodes_per_task: int = 10  # every model measured on these first seeds of the measure_on range
+    # false: only iteration 0 and the last are measured (the paired test that matters, at a third
+    # of the evaluation time of three iterations).
+    measure_intermediate: bool = True
     self_training: bool = True  # false: the control, the same fine-tuning rounds on the demos alone
-    finetune_planner: bool = True  # fine-tune the planner each round (false: it stays as pretrained)
-    finetune_policy_too: bool = True  # fine-tune the IDM each round (with or without the planner)
+    # What each round fine-tunes: both (the paper's loop: SILVR measured both 44.2 %, IDM only
+    # 29.8 %, video model only 26.8 %) | planner | policy | none (every iteration measures the
+    # pretrained models). The planner learns from demos + the kept rollouts; the IDM from its demos
+    # + every rollout it executed, kept or not (inverse dynamics is true of any executed step).
+    finetune: str = "both"
     # Share of the planner's fine-tuning steps drawn from the kept (self-collected) episodes: they
     # are repeated until they make up this share. Without it a few kept episodes drown in the demos
     # of other tasks. 0: demos and kept episodes pooled as they are.
     self_data_share: float = 0.5
-    # The same for the IDM. It learns task-agnostic inverse dynamics, and repeating a dozen of its
-    # own episodes made it forget them (measured: success fell to ~0 after two rounds), so pooled.
-    policy_self_data_share: float = 0.0
-    # Where each round's fine-tuning starts (planner and IDM): "previous" (the last round's model,
-    # the paper's loop) or "pretrained" (the pretrained model, on demos + everything kept so far).
-    finetune_from: str = "previous"
-    # Keep a graded success only if it took at most this many steps (None: any length). Slow,
-    # hesitant successes teach the planner slow plans.
-    keep_max_steps: int | None = None
+    ablation: AblationConfig = field(default_factory=AblationConfig)  # switches the recipe does not use
     upper_bounds: bool = True  # iteration 0's evaluation also runs the expert and oracle-plan rows
     # Wall-time budget of the whole run, minutes (None: none). After every phase the loop logs the
     # time still to go (from the finished phases of the same kind) and warns once it is on course
@@ -156,24 +171,23 @@ def check_config(cfg: SailConfig) -> None:
     if cfg.explore_demos_per_task < 0 or cfg.explore_noise_std < 0:
         raise ValueError(f"need explore_demos_per_task >= 0 and explore_noise_std >= 0, got "
                          f"{cfg.explore_demos_per_task}, {cfg.explore_noise_std}")
-    for name in ("self_data_share", "policy_self_data_share"):
-        if not 0 <= getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
+    if not 0 <= cfg.self_data_share < 1:
+        raise ValueError(f"self_data_share must be in [0, 1), got {cfg.self_data_share}")
+    if cfg.finetune not in FINETUNE:
+        raise ValueError(f"finetune must be one of {' | '.join(FINETUNE)} (what each round fine-tunes), "
+                         f"got {cfg.finetune!r}")
     if cfg.eval_episodes_per_task < 1 or cfg.rollouts_per_task < 1 or cfg.iterations < 0:
         raise ValueError("need eval_episodes_per_task >= 1, rollouts_per_task >= 1 and iterations >= 0, got "
                          f"{cfg.eval_episodes_per_task}, {cfg.rollouts_per_task}, {cfg.iterations}")
-    if cfg.finetune_from not in ("previous", "pretrained"):
-        raise ValueError(f"finetune_from must be previous | pretrained, got {cfg.finetune_from!r}")
+    if cfg.ablation.finetune_from not in ("previous", "pretrained"):
+        raise ValueError(f"ablation.finetune_from must be previous | pretrained, got {cfg.ablation.finetune_from!r}")
     if cfg.measure_on not in MEASURE_ON:
         raise ValueError(f"measure_on must be test | validation (the seed range every model is measured on), "
                          f"got {cfg.measure_on!r}")
     if cfg.budget_minutes is not None and not cfg.budget_minutes > 0:
         raise ValueError(f"budget_minutes must be > 0 minutes or null (no budget), got {cfg.budget_minutes}")
-    if cfg.rollout_action_noise_std < 0:
-        raise ValueError(f"rollout_action_noise_std must be >= 0, got {cfg.rollout_action_noise_std}")
-    if not (cfg.finetune_planner or cfg.finetune_policy_too):
-        raise ValueError("finetune_planner=false and finetune_policy_too=false: no round fine-tunes anything "
-                         "(iteration 0's evaluation is the pretrained models' measurement)")
+    if cfg.ablation.rollout_action_noise_std < 0:
+        raise ValueError(f"ablation.rollout_action_noise_std must be >= 0, got {cfg.ablation.rollout_action_noise_std}")
     for name in ("pretrain_video", "finetune_video", "pretrain_policy", "finetune_policy"):
         if getattr(cfg, name).seed != 0:
             raise ValueError(f"{name}.seed={getattr(cfg, name).seed}: in the SAIL loop every training seed derives "
@@ -181,10 +195,15 @@ def check_config(cfg: SailConfig) -> None:
     if cfg.grader_training.train.seed != 0:
         raise ValueError("grader_training.train.seed must stay 0: it derives from the loop's seed (set seed=...)")
     cfg.seeds.check()
+    from embodied.practice import proposer_name
+
+    proposer_name(cfg.proposer)
     r = cfg.rollouts_per_task
     cfg.seeds.demos.take(max(cfg.demos_per_task, cfg.target_demos_per_task), what="seeds.demos")
     cfg.seeds.exploration.take(cfg.explore_demos_per_task, what="seeds.exploration")
-    cfg.seeds.self_collection.take(cfg.iterations * r, what="seeds.self_collection (iterations x rollouts_per_task)")
+    # A proposer may give one task an iteration's whole budget.
+    cfg.seeds.self_collection.take(cfg.iterations * r * len(targets),
+                                   what="seeds.self_collection (iterations x rollouts_per_task x target tasks)")
     cfg.seeds.range(cfg.measure_on).take(cfg.eval_episodes_per_task, what=f"seeds.{cfg.measure_on}")
     if set(train_tasks) & set(targets) and cfg.target_demos_per_task == 0:
         log.warning("target tasks %s are also pretraining tasks", sorted(set(train_tasks) & set(targets)))
@@ -277,8 +296,9 @@ def planned_phases(cfg: SailConfig) -> list[str]:
     """The phase names ``run_sail`` goes through for ``cfg``, in order."""
     names = ["demos", "pretrain_video", "pretrain_policy"] + (["train_grader"] if _learns_grader(cfg) else [])
     for it in range(cfg.iterations):
-        kinds = [("rollouts", cfg.self_training), ("eval", True), ("finetune_video", cfg.finetune_planner),
-                 ("finetune_policy", cfg.finetune_policy_too)]
+        kinds = [("rollouts", cfg.self_training), ("eval", it == 0 or cfg.measure_intermediate),
+                 ("finetune_video", cfg.finetune in ("both", "planner")),
+                 ("finetune_policy", cfg.finetune in ("both", "policy"))]
         names += [f"iter_{it}/{kind}" for kind, runs in kinds if runs]
     return names + [f"iter_{cfg.iterations}/eval"]
 
@@ -357,8 +377,9 @@ def _policy_demo_episodes(store, cfg: SailConfig, demos: list[int]) -> list[int]
     return sorted(demos + store.filter(source=NOISY, task=list(cfg.task_set.tasks)))
 
 
-def _kept_episodes(store, up_to_iteration: int) -> list[int]:
-    return [i for i in store.filter(source="plan") if 0 <= store.meta(i)["sail_iteration"] <= up_to_iteration]
+def _loop_episodes(store, up_to_iteration: int, sources: list[str]) -> list[int]:
+    """Self-collected episodes of iterations 0..``up_to_iteration`` with one of ``sources``."""
+    return [i for i in store.filter(source=sources) if 0 <= store.meta(i)["sail_iteration"] <= up_to_iteration]
 
 
 def train_planner(cfg: SailConfig, run_dir: Path, store: Path, out: Path, train: TrainConfig, init_from: str | None,
@@ -408,27 +429,35 @@ def train_loop_grader(cfg: SailConfig, run_dir: Path, store: Path) -> dict[str, 
             "last_loss": result.last_loss}
 
 
-def _rollout_rows(log_path: Path, store, iteration: int) -> list[dict[str, Any]]:
-    """The verdicts of iteration ``iteration``'s finished rollouts, made to agree with the store.
-
-    A verdict's row is written before its episode is appended to the store. A kill between the
-    two leaves a kept row whose episode is not in the store: the row is dropped here and that
-    rollout runs again (same seeds, same episode). A line cut short by a kill is dropped too.
-    """
-    lines = log_path.read_text().splitlines() if log_path.exists() else []
+def _read_rows(log_path: Path) -> list[dict[str, Any]]:
     rows = []
-    for line in lines:
+    for line in log_path.read_text().splitlines() if log_path.exists() else []:
         try:
             rows.append(json.loads(line))
         except ValueError:
             pass  # the last line of a killed write
-    stored = {(store.meta(i)["task"], store.meta(i)["seed"]): i for i in store.filter(source="plan", sail_iteration=iteration)}
-    rows = [r for r in rows if not r["kept"] or (r["task"], r["seed"]) in stored]
+    return rows
+
+
+def _rollout_rows(log_path: Path, store, iteration: int) -> list[dict[str, Any]]:
+    """The verdicts of iteration ``iteration``'s finished rollouts, made to agree with the store.
+
+    A verdict's row is written before its episode is appended to the store (every rollout is
+    stored, kept or not). A kill between the two leaves a row whose episode is not in the store:
+    the row is dropped here and that rollout runs again (same seeds, same episode). A line cut
+    short by a kill is dropped too.
+    """
+    lines = log_path.read_text().splitlines() if log_path.exists() else []
+    rows = _read_rows(log_path)
+    stored = {(store.meta(i)["task"], store.meta(i)["seed"]): i
+              for i in store.filter(source=[KEPT, EXECUTED], sail_iteration=iteration)}
+    rows = [r for r in rows if (r["task"], r["seed"]) in stored]
     have = {(r["task"], r["seed"]) for r in rows}
     for (task, seed), i in stored.items():  # an episode without its row (the log lost): rebuilt from the store
         if (task, seed) not in have:
             meta = store.meta(i)
-            rows.append({"task": task, "seed": seed, "kept": True, "graded_success": True,
+            kept = meta["source"] == KEPT
+            rows.append({"task": task, "seed": seed, "kept": kept, "graded_success": kept,
                          "score": meta["grader_score"], "reason": "row rebuilt from the store",
                          "success_gt": meta["success_gt"], "length": store.episode_length(i) - 1})
     text = "".join(json.dumps(r) + "\n" for r in rows)
@@ -453,10 +482,11 @@ def collect_rollouts(cfg: SailConfig, run_dir: Path, store_path: Path, iteration
     out = run_dir / f"iter_{iteration}"
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "rollouts.jsonl"
-    r = cfg.rollouts_per_task
-    seeds = cfg.seeds.self_collection.take(r, offset=iteration * r)
+    allocation = rollout_allocation(cfg, run_dir, iteration)
+    used = {t: sum(rollout_allocation(cfg, run_dir, k)[t] for k in range(iteration)) for t in cfg.target_set.tasks}
+    seeds = {t: cfg.seeds.self_collection.take(n, offset=used[t]) for t, n in allocation.items()}  # fresh ones per task
     oracle = getattr(grader, "name", "") == "oracle"
-    executor = replace(cfg.executor, action_noise_std=cfg.rollout_action_noise_std,
+    executor = replace(cfg.executor, action_noise_std=cfg.ablation.rollout_action_noise_std,
                        stop_on_success=cfg.executor.stop_on_success and oracle)
     settings = RolloutSettings(image_size=cfg.image_size, camera=cfg.env.camera, executor=executor,
                                sampling_seed=cfg.seed)
@@ -466,27 +496,28 @@ def collect_rollouts(cfg: SailConfig, run_dir: Path, store_path: Path, iteration
         done = {(row["task"], row["seed"]) for row in rows}
         jobs = [PlanJob(task, seed, planner=str(run_dir / planner), policy=str(run_dir / policy),
                         method=f"sail_{iteration}")
-                for task in cfg.target_set.tasks for seed in seeds if (task, seed) not in done]
+                for task in cfg.target_set.tasks for seed in seeds[task] if (task, seed) not in done]
+        first_seed = {t: s[0] for t, s in seeds.items() if s}
         with open(log_path, "a") as log_file:
             for result in rollout_plan_many(jobs, settings, workers=cfg.workers, progress=cfg.progress):
                 episode = result.episode
-                if result.job.seed < seeds[0] + cfg.videos:  # plan beside execution, the lowest seeds
+                if result.job.seed < first_seed[result.job.task] + cfg.videos:  # plan beside execution, the lowest seeds
                     write_rollout_video(out / "videos" / f"{result.job.task}_seed{result.job.seed}.mp4", result,
                                         f"iteration {iteration}")
                 verdict = grader.grade_episode(episode)
-                keep = verdict.success and (cfg.keep_max_steps is None or episode.num_actions <= cfg.keep_max_steps)
+                keep = verdict.success
                 row = {"task": episode.meta["task"], "seed": episode.meta["seed"], "kept": bool(keep),
                        "graded_success": bool(verdict.success), "score": float(verdict.score),
                        "reason": verdict.reason, "success_gt": int(episode.meta["success_gt"]),
                        "length": episode.num_actions}
                 log_file.write(json.dumps(row) + "\n")  # the verdict first, then the episode (see _rollout_rows)
                 log_file.flush()
-                if keep:
-                    episode.meta.update(source="plan", sail_iteration=iteration, grader=grader.name,
-                                        grader_score=float(verdict.score), checkpoint=checkpoint)
-                    store.append(episode)
+                # Every executed rollout is stored (the IDM learns from all); the kept ones as "plan".
+                episode.meta.update(source=KEPT if keep else EXECUTED, sail_iteration=iteration, grader=grader.name,
+                                    grader_score=float(verdict.score), checkpoint=checkpoint)
+                store.append(episode)
                 rows.append(row)
-    wanted = {(t, s) for t in cfg.target_set.tasks for s in seeds}
+    wanted = {(t, s) for t in cfg.target_set.tasks for s in seeds[t]}
     current = [row for row in rows if (row["task"], row["seed"]) in wanted]
     per_task = {t: [sum(row["success_gt"] == 1 for row in current if row["task"] == t),
                     sum(row["task"] == t for row in current)] for t in cfg.target_set.tasks}
@@ -494,7 +525,39 @@ def collect_rollouts(cfg: SailConfig, run_dir: Path, store_path: Path, iteration
             "rollout_success_gt": sum(row["success_gt"] for row in current), "tasks": per_task,
             "kept_per_task": {t: sum(row["kept"] for row in current if row["task"] == t) for t in cfg.target_set.tasks},
             "mean_length": float(np.mean([row["length"] for row in current])) if current else float("nan"),
-            "seeds": [seeds[0], seeds[-1]], **grader_agreement(current)}
+            "allocation": allocation, **grader_agreement(current)}
+
+
+def rollout_allocation(cfg: SailConfig, run_dir: Path, iteration: int) -> dict[str, int]:
+    """Rollouts per target task in ``iteration`` (embodied/practice.py), from the grader's verdicts
+    of the earlier iterations; recorded in iter_<k>/allocation.json before its rollouts start."""
+    from embodied.practice import allocate, iteration_allocation, proposer_name
+
+    tasks = list(cfg.target_set.tasks)
+
+    def compute() -> dict[str, int]:
+        history = [(row["task"], row["graded_success"]) for k in range(iteration)
+                   for row in _read_rows(run_dir / f"iter_{k}" / "rollouts.jsonl")]
+        frames = _first_frames(cfg, iteration) if proposer_name(cfg.proposer) == "vlm" else None
+        return allocate(cfg.proposer, tasks, cfg.rollouts_per_task * len(tasks), history,
+                        derived_seed(cfg.seed, f"iter_{iteration}/proposer"), frames)
+
+    return iteration_allocation(run_dir / f"iter_{iteration}" / "allocation.json", compute)
+
+
+def _first_frames(cfg: SailConfig, iteration: int) -> dict[str, np.ndarray]:
+    """What the VLM proposer looks at: each target task's scene at a self-collection seed."""
+    from sim.env import make_env
+
+    frames = {}
+    for task in cfg.target_set.tasks:
+        env = make_env(task, image_size=cfg.image_size, camera=cfg.env.camera)
+        try:
+            obs, _ = env.reset(seed=cfg.seeds.self_collection.take(1, offset=iteration)[0])
+            frames[task] = obs["rgb"]
+        finally:
+            env.close()
+    return frames
 
 
 def finetune_episodes(store, demos: list[int], kept: list[int], share: float) -> list[int]:
@@ -516,12 +579,13 @@ def finetune_episodes(store, demos: list[int], kept: list[int], share: float) ->
     return mixed
 
 
-def data_mix(store, episodes: list[int], kept: list[int]) -> dict[str, Any]:
-    """What a fine-tuning set is made of: how many kept episodes, and their share of its steps."""
-    kept_set = set(kept)
+def data_mix(store, episodes: list[int], own: list[int]) -> dict[str, Any]:
+    """What a fine-tuning set is made of: how many self-collected episodes (``own``: the kept ones
+    for the planner, every executed one for the IDM), and their share of its steps."""
+    own_set = set(own)
     steps = [store.episode_length(i) for i in episodes]
-    self_steps = sum(n for i, n in zip(episodes, steps) if i in kept_set)
-    return {"kept_episodes": len(kept_set), "kept_step_share": self_steps / sum(steps) if steps else 0.0}
+    self_steps = sum(n for i, n in zip(episodes, steps) if i in own_set)
+    return {"self_episodes": len(own_set), "self_step_share": self_steps / sum(steps) if steps else 0.0}
 
 
 def grader_agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -596,26 +660,28 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     if learned:
         path = _phase(state, "train_grader", train_loop_grader, **common)["checkpoint"]
         grader = make_grader(replace(grader_config(cfg.grader), path=str(run_dir / path)))
-    restart = cfg.finetune_from == "pretrained"  # every round from the pretrained models
+    restart = cfg.ablation.finetune_from == "pretrained"  # every round from the pretrained models
 
     for it in range(cfg.iterations):
         out = run_dir / f"iter_{it}"
         if cfg.self_training:
             _phase(state, f"iter_{it}/rollouts", collect_rollouts, cfg=cfg, run_dir=run_dir, store_path=store,
                    iteration=it, planner=planner, policy=policy, grader=grader)
-        _phase(state, f"iter_{it}/eval", evaluate_targets, cfg=cfg, run_dir=run_dir, out=out / "eval", planner=planner,
-               policy=policy, upper_bounds=cfg.upper_bounds and it == 0)
-        with EpisodeStore(store) as s:
-            kept = _kept_episodes(s, it) if cfg.self_training else []  # the control: the demos alone
+        if it == 0 or cfg.measure_intermediate:
+            _phase(state, f"iter_{it}/eval", evaluate_targets, cfg=cfg, run_dir=run_dir, out=out / "eval", planner=planner,
+                   policy=policy, upper_bounds=cfg.upper_bounds and it == 0)
+        with EpisodeStore(store) as s:  # the control (no self-training): the demos alone
+            kept = _loop_episodes(s, it, [KEPT]) if cfg.self_training else []
+            executed = _loop_episodes(s, it, [KEPT, EXECUTED]) if cfg.self_training else []
             for_planner = finetune_episodes(s, demos, kept, cfg.self_data_share)
-            for_policy = finetune_episodes(s, policy_demos, kept, cfg.policy_self_data_share)
-            mixes = data_mix(s, for_planner, kept), data_mix(s, for_policy, kept)
-        if cfg.finetune_planner:
+            for_policy = policy_demos + executed  # pooled: the IDM learns dynamics, not which task
+            mixes = data_mix(s, for_planner, kept), data_mix(s, for_policy, executed)
+        if cfg.finetune in ("both", "planner"):
             planner = _phase(state, f"iter_{it}/finetune_video", train_planner, **common, out=out / "video",
                              train=cfg.finetune_video, init_from=pretrained if restart else planner,
                              episodes=for_planner, seed=derived_seed(seed, f"iter_{it}/finetune_video"),
                              mix=mixes[0])["checkpoint"]
-        if cfg.finetune_policy_too:
+        if cfg.finetune in ("both", "policy"):
             policy = _phase(state, f"iter_{it}/finetune_policy", train_executor_policy, **common, out=out / "policy",
                             train=cfg.finetune_policy, init_from=pretrained_policy if restart else policy,
                             episodes=for_policy, seed=derived_seed(seed, f"iter_{it}/finetune_policy"),

@@ -73,12 +73,12 @@ def build_report(cfg, state) -> dict[str, Any]:
         if info:
             graders.append({"iteration": it, **{k: info[k] for k in ("rollouts", "kept", "rollout_success_gt", "precision",
                                                                      "recall", "accuracy", "kept_per_task",
-                                                                     "mean_length") if k in info}})
+                                                                     "mean_length", "allocation") if k in info}})
         for model in ("video", "policy"):
             info = state.info(f"iter_{it}/finetune_{model}")
             if info:
                 finetune.append({"iteration": it, "model": "planner" if model == "video" else "policy",
-                                 **{k: info.get(k) for k in ("episodes", "kept_episodes", "kept_step_share", "steps")}})
+                                 **{k: info.get(k) for k in ("episodes", "self_episodes", "self_step_share", "steps")}})
     seeds = evals[0][1].get("seeds", []) if evals else []
     return {"config": config_record(cfg), "measured_on": {"range": cfg.measure_on, "seeds": seeds},
             "tasks": tasks, "curve": curve, "outcomes": outcomes, "paired": comparisons, "graders": graders,
@@ -127,12 +127,20 @@ def summary_lines(report: dict[str, Any], phases: dict[str, Any] | None = None,
             lines.append(f"| {g['iteration']} | {g['rollouts']} | {g['rollout_success_gt']} | {g['kept']} | "
                          f"{g['precision']:.2f} | {g['recall']:.2f} | {g['accuracy']:.2f} | "
                          f"{g.get('mean_length', float('nan')):.0f} |")
+    if any("allocation" in g for g in report["graders"]):
+        proposer = cfg.get("proposer", {})
+        lines += ["", f"## Rollouts per target task (proposer={proposer.get('name', '?')}): allocated / kept", "",
+                  "| iteration | " + " | ".join(tasks) + " |", "|---:|" + "---:|" * len(tasks)]
+        for g in report["graders"]:
+            alloc, kept = g.get("allocation", {}), g.get("kept_per_task", {})
+            lines.append(f"| {g['iteration']} | " + " | ".join(f"{alloc.get(t, 0)} / {kept.get(t, 0)}" for t in tasks)
+                         + " |")
     if report["finetune"]:
-        lines += ["", "## Fine-tuning sets", "", "| iteration | model | episodes (with repeats) | kept episodes | "
-                  "kept share of steps |", "|---:|---|---:|---:|---:|"]
+        lines += ["", "## Fine-tuning sets", "", "| iteration | model | episodes (with repeats) | self-collected "
+                  "(planner: kept; policy: all executed) | their share of steps |", "|---:|---|---:|---:|---:|"]
         for f in report["finetune"]:
-            share = f["kept_step_share"]
-            lines.append(f"| {f['iteration']} | {f['model']} | {f['episodes']} | {f['kept_episodes']} | "
+            share = f["self_step_share"]
+            lines.append(f"| {f['iteration']} | {f['model']} | {f['episodes']} | {f['self_episodes']} | "
                          f"{'n/a' if share is None else f'{share:.2f}'} |")
     if phases is not None:
         lines += ["", "## Wall time per phase", "", "| phase | seconds |", "|---|---:|"]

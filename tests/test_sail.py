@@ -29,7 +29,7 @@ TESTS = Path(__file__).parent
 TINY = [
     "task_set.tasks=[reach-v3]", "target_set.name=tiny", "target_set.tasks=[handle-press-v3]",
     "preset.image_size=32", "workers=0", "progress=false", "demos_per_task=2", "iterations=2",
-    "rollouts_per_task=3", "eval_episodes_per_task=2", "upper_bounds=true", "finetune_policy_too=true",
+    "rollouts_per_task=3", "eval_episodes_per_task=2", "upper_bounds=true",
     "executor.max_steps=40", "videos=1", "self_data_share=0.5",
     "video_model.base_channels=8", "video_model.channel_mult=[1,2]", "video_model.attention_resolutions=[8]",
     "video_model.norm_groups=4", "video_model.num_frames=3", "video_model.sample_steps=2",
@@ -78,6 +78,9 @@ def _check_run(run: Path, iterations: int = 2, rollouts: int = 3) -> dict:
         assert all(r["kept"] == (r["success_gt"] == 1) for r in rows)  # the oracle grader keeps exactly the successes
         stored = sorted((m["task"], m["seed"]) for m in metas if m["source"] == "plan" and m["sail_iteration"] == it)
         assert stored == sorted((r["task"], r["seed"]) for r in rows if r["kept"])
+        executed = sorted((m["task"], m["seed"]) for m in metas if m["source"] in ("plan", "rollout")
+                          and m["sail_iteration"] == it)
+        assert executed == sorted((r["task"], r["seed"]) for r in rows)  # every rollout stored, kept or not
         kept_total += len(stored)
     assert kept_total >= 2, "the loop test must keep episodes"
     report = json.loads((run / "report" / "sail.json").read_text())
@@ -104,9 +107,11 @@ def test_sail_keeps_and_fine_tunes_on_its_successes(tmp_path, caplog, expert_rol
     kept = [sum(r["kept"] for r in _rows(run, it)) for it in range(2)]
     for it in range(2):
         info = state[f"iter_{it}/finetune_video"]
-        assert info["kept_episodes"] == sum(kept[: it + 1]) > 0
-        assert abs(info["kept_step_share"] - 0.5) < 0.15
-        assert state[f"iter_{it}/finetune_policy"]["kept_step_share"] > 0  # policy_self_data_share=0: pooled
+        assert info["self_episodes"] == sum(kept[: it + 1]) > 0
+        assert abs(info["self_step_share"] - 0.5) < 0.15
+        # The IDM's set holds every rollout executed so far, kept or not, each once (pooled).
+        policy_set = state[f"iter_{it}/finetune_policy"]
+        assert policy_set["self_episodes"] == 3 * (it + 1) and 0 < policy_set["self_step_share"] < 1
     # ... and the fine-tuned weights differ from the ones they started from.
     before = _safetensors(run / "pretrain" / "video" / "planner" / "ema.safetensors")
     after = _safetensors(run / "iter_0" / "video" / "planner" / "ema.safetensors")
@@ -118,7 +123,7 @@ def test_sail_keeps_and_fine_tunes_on_its_successes(tmp_path, caplog, expert_rol
     assert pooled["episodes"] == 2 and pooled["gained"] + pooled["lost"] <= 2 and 0 < pooled["p_value"] <= 1
     summary = (run / "report" / "summary.md").read_text()
     for text in ("upper bound: expert", "| 2 |", "precision", "exact McNemar", "test seeds per task (100000-100001",
-                 ", budget 0.001 min |", "kept share of steps"):
+                 ", budget 0.001 min |", "their share of steps"):
         assert text in summary, text
     evaluated = [json.loads(line)["seed"] for line in (run / "iter_0" / "eval" / "episodes.jsonl").read_text().splitlines()]
     assert set(evaluated) == {100_000, 100_001}  # the test range, never a tuning seed
@@ -185,7 +190,7 @@ def test_control_runs_the_same_rounds_on_the_demos_alone(tmp_path):
     for it in range(2):
         for model, train in (("video", cfg.finetune_video), ("policy", cfg.finetune_policy)):
             info = state[f"iter_{it}/finetune_{model}"]
-            assert info["kept_episodes"] == 0 and info["kept_step_share"] == 0
+            assert info["self_episodes"] == 0 and info["self_step_share"] == 0
             assert info["episodes"] == state[f"pretrain_{model}"]["episodes"]  # the demos, nothing else
             latest = sorted((run / f"iter_{it}" / model / "checkpoints").glob("step_*"))[-1]
             used = json.loads((latest / "trainer_state.json").read_text())["train_config"]
@@ -225,7 +230,7 @@ def test_refuses_another_config_and_bad_seed_ranges(tmp_path):
     for overrides, message in [
         (["seeds.test.start=25000"], r"seeds.exploration = \[20000, 30000\) and seeds.test = \[25000, 200000\) overlap"),
         (["seeds.validation.stop=10001", "measure_on=validation"], "seeds.validation: 2 seeds from 10000 do not fit"),
-        (["rollouts_per_task=5000"], r"seeds.self_collection \(iterations x rollouts_per_task\): 10000 seeds from 1000 do not fit"),
+        (["rollouts_per_task=5000"], r"seeds.self_collection \(iterations x rollouts_per_task x target tasks\): 10000 seeds from 1000 do not fit"),
         (["measure_on=train"], "measure_on must be test | validation"),
         (["pretrain_video.seed=1"], "every training seed derives from the loop's seed"),
     ]:
@@ -251,7 +256,7 @@ def test_learned_grader_is_trained_in_the_loop_on_pretraining_tasks(tmp_path, ex
 
 
 def test_time_to_go_goes_by_finished_phases_of_the_same_kind(tmp_path):
-    cfg = _cfg("iterations=2", "finetune_policy_too=false")
+    cfg = _cfg("iterations=2", "finetune=planner")
     state = RunState(tmp_path)
     state.plan = planned_phases(cfg)
     assert state.plan == ["demos", "pretrain_video", "pretrain_policy",
@@ -278,7 +283,7 @@ def test_finetune_episodes_give_kept_ones_their_share(tmp_path):
         kept = store.extend([make_episode(10 + s, length=20) for s in range(2)])  # 40 steps
         mixed = finetune_episodes(store, demos, kept, 0.5)
         assert mixed[:6] == demos and Counter(mixed[6:]) == {kept[0]: 4, kept[1]: 4}  # 160 vs 180 steps
-        assert data_mix(store, mixed, kept) == {"kept_episodes": 2, "kept_step_share": 160 / 340}
+        assert data_mix(store, mixed, kept) == {"self_episodes": 2, "self_step_share": 160 / 340}
         # Per task: three kept episodes of task-1 and one of task-2 get the same number of steps.
         more = store.extend([make_episode(s, length=10) for s in (31, 34, 37, 32)])
         assert [store.meta(i)["task"] for i in more] == ["task-1"] * 3 + ["task-2"]
@@ -292,7 +297,7 @@ def test_finetune_episodes_give_kept_ones_their_share(tmp_path):
 
 def test_finetune_from_pretrained_restarts_every_round(tmp_path):
     run = tmp_path / "run"
-    run_sail(_cfg("finetune_from=pretrained", "self_training=false", "upper_bounds=false"), run)
+    run_sail(_cfg("+ablation=restart_rounds", "self_training=false", "upper_bounds=false"), run)
 
     def started_from(it: int, model: str = "video") -> str:
         latest = sorted((run / f"iter_{it}" / model / "checkpoints").glob("step_*"))[-1]
@@ -302,24 +307,35 @@ def test_finetune_from_pretrained_restarts_every_round(tmp_path):
     assert started_from(0) == started_from(1) == pretrained
     assert started_from(0, "policy") == started_from(1, "policy") == str(run / "pretrain" / "policy" / "policy")
     with pytest.raises(ValueError, match="finetune_from"):
-        run_sail(_cfg("finetune_from=best"), tmp_path / "bad")
+        run_sail(_cfg("ablation.finetune_from=best"), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
 
 
 def test_idm_only_rounds_keep_the_pretrained_planner(tmp_path, expert_rollouts):
-    """finetune_planner=false: each round fine-tunes the IDM alone; the planner stays as pretrained."""
+    """finetune=policy: each round fine-tunes the IDM alone, on every rollout it executed (failed
+    ones too); the planner stays as pretrained."""
     run = tmp_path / "run"
-    run_sail(_cfg("finetune_planner=false", "policy_self_data_share=0.5", "upper_bounds=false"), run)
+    run_sail(_cfg("finetune=policy", "upper_bounds=false", "executor.max_steps=30"), run)
     state = json.loads((run / "sail_state.json").read_text())["done"]
-    assert list(state) == planned_phases(_cfg("finetune_planner=false"))
+    assert list(state) == planned_phases(_cfg("finetune=policy"))
     assert not [p for p in state if p.endswith("finetune_video")]
     assert [p for p in state if p.endswith("finetune_policy")] == ["iter_0/finetune_policy", "iter_1/finetune_policy"]
-    assert abs(state["iter_1/finetune_policy"]["kept_step_share"] - 0.5) < 0.15
+    rows = _rows(run, 0) + _rows(run, 1)
+    assert any(not r["kept"] for r in rows), "the test must execute a rollout that is not kept"
+    assert state["iter_1/finetune_policy"]["self_episodes"] == len(rows) == 6
     last = json.loads((run / "iter_2" / "eval" / "episodes.jsonl").read_text().splitlines()[0])["checkpoint"]
     assert last == f"planner={run / 'pretrain' / 'video' / 'planner'};policy={run / 'iter_1' / 'policy' / 'policy'}"
-    with pytest.raises(ValueError, match="no round fine-tunes anything"):
-        run_sail(_cfg("finetune_planner=false", "finetune_policy_too=false"), tmp_path / "bad")
+    with pytest.raises(ValueError, match="finetune must be one of both | planner | policy | none"):
+        run_sail(_cfg("finetune=all"), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_no_finetuning_measures_the_pretrained_models_each_iteration(tmp_path):
+    run = tmp_path / "run"
+    run_sail(_cfg("finetune=none", "self_training=false", "upper_bounds=false", "iterations=1"), run)
+    state = json.loads((run / "sail_state.json").read_text())["done"]
+    assert list(state) == ["demos", "pretrain_video", "pretrain_policy", "iter_0/eval", "iter_1/eval"]
+    assert state["iter_0/eval"]["success"] == state["iter_1/eval"]["success"]
 
 
 def test_rollout_action_noise_is_for_self_collection_only(tmp_path, monkeypatch):
@@ -330,7 +346,7 @@ def test_rollout_action_noise_is_for_self_collection_only(tmp_path, monkeypatch)
     seen = []
     monkeypatch.setattr(embodied.rollouts, "rollout_plan_many",
                         lambda jobs, settings, **kw: seen.append((len(jobs), settings)) or iter(()))
-    cfg = _cfg("rollout_action_noise_std=0.3", "seed=4")
+    cfg = _cfg("ablation.rollout_action_noise_std=0.3", "seed=4")
     result = collect_rollouts(cfg, tmp_path, tmp_path / "s.zarr", 0, "planner", "policy", grader=make_grader("oracle"))
     executor = seen[0][1].executor
     assert result["rollouts"] == 0 and seen[0][0] == 3 and executor.action_noise_std == 0.3
@@ -340,23 +356,26 @@ def test_rollout_action_noise_is_for_self_collection_only(tmp_path, monkeypatch)
     collect_rollouts(cfg, tmp_path, tmp_path / "s.zarr", 0, "planner", "policy", grader=make_grader("none"))
     assert not seen[1][1].executor.stop_on_success
     with pytest.raises(ValueError, match="rollout_action_noise_std"):
-        run_sail(_cfg("rollout_action_noise_std=-1"), tmp_path / "bad")
+        run_sail(_cfg("ablation.rollout_action_noise_std=-1"), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
 
 
 def test_rollout_rows_are_reconciled_with_the_store(tmp_path):
-    """What a kill can leave: a torn last line, a kept row whose episode never reached the store,
-    an episode whose row was lost. The rows that come back agree with the store."""
+    """What a kill can leave: a torn last line, rows whose episode never reached the store (every
+    rollout is stored, kept or not), an episode whose row was lost. The rows that come back agree
+    with the store."""
     from embodied.sail import _rollout_rows
     from test_store import make_episode
 
     log = tmp_path / "rollouts.jsonl"
     row = {"kept": False, "graded_success": False, "score": 0.0, "reason": "", "success_gt": 0, "length": 9}
-    lines = [json.dumps({**row, "task": "task-1", "seed": 1}),  # graded, not kept: done
+    lines = [json.dumps({**row, "task": "task-1", "seed": 1}),  # graded, not kept, stored: done
              json.dumps({**row, "task": "task-1", "seed": 4, "kept": True}),  # kept, but not in the store
+             json.dumps({**row, "task": "task-1", "seed": 13}),  # not kept and not in the store
              '{"task": "task-2", "se']  # cut short by the kill
     log.write_text("\n".join(lines))
     with EpisodeStore(tmp_path / "s.zarr", mode="a") as store:
+        store.append(make_episode(1, length=10, source="rollout", sail_iteration=0))
         store.append(make_episode(7, length=12, source="plan", sail_iteration=0, grader_score=1.0))  # its row was lost
         store.append(make_episode(10, length=12, source="plan", sail_iteration=1))  # another iteration's
         rows = _rollout_rows(log, store, iteration=0)
@@ -457,3 +476,25 @@ def test_multirun_filter_ablation_then_summary(tmp_path):
     from embodied.sail_report import summarize
 
     assert sorted(g["label"] for g in summarize(sweep)["groups"]) == ["grader=learned", "grader=none", "grader=oracle"]
+
+
+def test_curriculum_allocates_each_iteration_and_resumes_it(tmp_path, expert_rollouts):
+    """proposer=curriculum: each iteration's budget (rollouts_per_task x targets) goes over the
+    targets by the grader's earlier verdicts; every (task, seed) is fresh; the report shows it."""
+    cfg = _cfg("proposer=curriculum", "target_set.tasks=[handle-press-v3,button-press-v3]", "rollouts_per_task=2",
+               "finetune=none", "upper_bounds=false", "eval_episodes_per_task=1")
+    run = tmp_path / "run"
+    run_sail(cfg, run)
+    allocations = [json.loads((run / f"iter_{it}" / "allocation.json").read_text()) for it in range(2)]
+    assert all(sum(a.values()) == 4 for a in allocations)
+    rows = _rows(run, 0) + _rows(run, 1)
+    assert len(rows) == 8 and len({(r["task"], r["seed"]) for r in rows}) == 8  # fresh seeds per task
+    for it, allocation in enumerate(allocations):
+        assert Counter(r["task"] for r in _rows(run, it)) == {t: n for t, n in allocation.items() if n}
+    summary = (run / "report" / "summary.md").read_text()
+    assert "Rollouts per target task (proposer=curriculum)" in summary
+    # A resumed run recomputes the same allocation from the same verdicts.
+    from embodied.sail import rollout_allocation
+
+    (run / "iter_1" / "allocation.json").unlink()
+    assert rollout_allocation(cfg, run, 1) == allocations[1]

@@ -95,6 +95,26 @@ class CurriculumProposer(Proposer):
             return picked
         return [str(self.rng.choice(instructions(task))) for task in picked]  # any phrasing of the task
 
+    def allocate(self, tasks: list[str], budget: int) -> dict[str, int]:
+        """``budget`` picks among ``tasks`` made before any of their outcomes is known (a batch of
+        rollouts that run in parallel): each pick counts as an attempt at the task's current
+        success rate, so the exploration bonus spreads a batch instead of giving it all to the
+        best score. The running counts are left as they were. Needs ``key="task"``."""
+        if self.cfg.key != "task":
+            raise ValueError("allocating rollouts over tasks needs the curriculum's key=task")
+        attempts, successes = dict(self.attempts), dict(self.successes)
+        counts = {t: 0 for t in tasks}
+        try:
+            for _ in range(int(budget)):
+                rate = {t: self.success_rate(t) for t in tasks}
+                task = task_of(self.propose(None, SceneContext(tasks=list(tasks), num=1))[0])
+                counts[task] += 1
+                self.attempts[task] = self.attempts.get(task, 0) + 1
+                self.successes[task] = self.successes.get(task, 0) + rate[task]  # expected, fractional
+        finally:
+            self.attempts, self.successes = attempts, successes
+        return counts
+
     def update(self, instruction: str, success: bool) -> None:
         key = self._key(instruction)
         self.attempts[key] = self.attempts.get(key, 0) + 1

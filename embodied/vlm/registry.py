@@ -36,6 +36,11 @@ def grader_config(cfg: Any):
     return _config(cfg, GRADER_CONFIGS, "grader")
 
 
+def proposer_config(cfg: Any):
+    """The typed config dataclass of a proposer spec (a name, a dict, a DictConfig or the dataclass)."""
+    return _config(cfg, PROPOSER_CONFIGS, "proposer")
+
+
 def make_grader(cfg: Any):
     """The grader of ``cfg``: "oracle" | "learned" | "vlm" | "none", a dict, a DictConfig or a config dataclass."""
     return _build(cfg, GRADER_CONFIGS, "grader")

@@ -267,7 +267,9 @@ def summarize(root: str | Path) -> dict[str, Any]:
             pooled = _mean_std([_rate_of(r, it) for r in runs])
             test = vars(paired(_pooled_outcomes(runs, iterations[0], tasks), _pooled_outcomes(runs, it, tasks)))
             rows.append({"iteration": it, "tasks": per_task, POOLED: pooled, "paired_vs_first": test})
-        group = {"label": label(key), "loop_seeds": loop_seeds, "tasks": tasks, "rows": rows,
+        rose = [r["config"]["seed"] for r in runs if len(iterations) > 1
+                and _rate_of(r, iterations[-1]) > _rate_of(r, iterations[0])]
+        group = {"label": label(key), "loop_seeds": loop_seeds, "tasks": tasks, "rows": rows, "rose_in": sorted(rose),
                  "self_training": runs[0]["config"]["self_training"], "_key": key, "_runs": runs}
         summary["groups"].append(group)
         lines += [f"## {group['label']} (loop seeds {loop_seeds})", "",
@@ -276,6 +278,9 @@ def summarize(root: str | Path) -> dict[str, Any]:
         for row in rows:
             lines.append(f"| {row['iteration']} | " + " | ".join(_ms(row["tasks"][t]) for t in tasks)
                          + f" | {_ms(row[POOLED])} | {_cell(row['paired_vs_first']) if row['iteration'] else '-'} |")
+        if len(iterations) > 1:
+            lines += ["", f"Pooled success at iteration {iterations[-1]} above iteration {iterations[0]} in "
+                          f"{len(rose)} of {len(runs)} loop seeds ({rose})."]
         lines.append("")
     lines += _loop_vs_control(summary["groups"])
     for group in summary["groups"]:

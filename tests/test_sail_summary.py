@@ -32,6 +32,7 @@ def test_summary_over_loop_seeds_and_against_the_control(tmp_path, capsys):
     loop, control = sorted(summary["groups"], key=lambda g: not g["self_training"])
     assert loop["label"] == "self_training=True" and control["label"] == "self_training=False"
     assert loop["loop_seeds"] == [0, 1]
+    assert loop["rose_in"] == [0] and control["rose_in"] == []  # seed 1: gained one, lost one
     it1 = loop["rows"][1]
     assert it1["tasks"]["a"][0] == pytest.approx((1.0 + 0.25) / 2)  # mean over loop seeds
     assert it1["tasks"]["a"][1] == pytest.approx(0.5303, abs=1e-4)  # sample std of 1.0 and 0.25
@@ -43,6 +44,7 @@ def test_summary_over_loop_seeds_and_against_the_control(tmp_path, capsys):
     assert (vs["gained"], vs["lost"]) == (3, 1)
     text = (tmp_path / "summary.md").read_text()
     assert "Loop against its control" in text and "+3 / -1, p = 0.625" in text
+    assert "above iteration 0 in 1 of 2 loop seeds ([0])" in text
     assert json.loads((tmp_path / "summary.json").read_text())["groups"][0]["loop_seeds"] == [0, 1]
     summary_main([str(tmp_path)])
     out = capsys.readouterr().out

@@ -107,7 +107,7 @@ def test_composed_plan_end_to_end(big_dir):
     big = BigVideoModel(big_dir)
 
     def plan(seed=0, **cfg):
-        composed = ComposedPlanner(big, small, ComposeConfig(big_model_path=str(big_dir), sample_steps=3, **cfg))
+        composed = ComposedPlanner(big, small, ComposeConfig(path=str(big_dir), sample_steps=3, **cfg))
         return composed.plan(INSTRUCTIONS[0], first_frame(), seed=seed)
 
     out = plan()
@@ -118,7 +118,7 @@ def test_composed_plan_end_to_end(big_dir):
     assert not np.array_equal(out, plan(g=2.0))  # prior strength matters
     assert not np.array_equal(out, plan(mode="sum"))
 
-    composed = ComposedPlanner.from_config(ComposeConfig(big_model_path=str(big_dir), sample_steps=2), small)
+    composed = ComposedPlanner.from_config(ComposeConfig(path=str(big_dir), sample_steps=2), small)
     batch = composed.plan_batch(INSTRUCTIONS, np.stack([first_frame(0), first_frame(1)]), seed=0)
     assert batch.shape == (2, 2, 16, 16, 3)
     # Cosine (small) vs scaled-linear (big) schedules: the small model is queried at the same noise level.
@@ -131,6 +131,9 @@ def test_combine_epsilon_rules():
     assert combine_epsilon(u, t, s, "ipa", w=2.5, g=0.5) == 1 + 2.5 * (2 + 2 - 1)
     assert combine_epsilon(u, t, s, "sum", g=0.5) == 4.0
     assert combine_epsilon(u, t, s, "ipa", w=1.0, g=0.5) == combine_epsilon(u, t, s, "sum", g=0.5)
+    assert combine_epsilon(u, t, s, "ipa_centered", w=2.5, g=0.5) == 1 + 2.5 * (2 - 1 + 0.5 * (4 - 1))
+    x = torch.tensor(3.0)  # near pure noise every epsilon is ~x_t: the centered weights sum to 1, ipa's do not
+    assert combine_epsilon(x, x, x, "ipa_centered", w=2.5, g=0.5) == x != combine_epsilon(x, x, x, "ipa", w=2.5, g=0.5)
     with pytest.raises(ValueError, match="mode"):
         ComposeConfig(mode="product")
 
@@ -153,7 +156,7 @@ def test_outputs_convert_to_the_same_epsilon(prediction_type):
 def test_missing_dir_or_hub_id_says_to_use_a_local_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="Hugging Face Hub id.*local directory"):
         BigVideoModel("ali-vilab/text-to-video-ms-1.7b")
-    with pytest.raises(FileNotFoundError, match="not a local directory.*big_model_path"):
+    with pytest.raises(FileNotFoundError, match="not a local directory.*prior.path"):
         BigVideoModel(tmp_path / "absent")
     (tmp_path / "partial" / "unet").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="missing .*'vae'"):
@@ -164,4 +167,20 @@ def test_pixel_space_small_model_is_rejected(big_dir):
     pixel = Planner(VideoModelConfig(image_size=16, num_frames=2, patch_size=1, base_channels=8, channel_mult=(1, 2),
                                      norm_groups=4, text_encoder="learned", instructions=INSTRUCTIONS, text_dim=16))
     with pytest.raises(ValueError, match="space='latent' and vae_path='<big model dir>/vae'"):
-        ComposedPlanner(BigVideoModel(big_dir), pixel, ComposeConfig(big_model_path=str(big_dir)))
+        ComposedPlanner(BigVideoModel(big_dir), pixel, ComposeConfig(path=str(big_dir)))
+
+
+def test_diffusers_prior_checks_and_loads_through_the_one_loader(big_dir, tmp_path):
+    from video_models import ComposedPlanner as Composed, check_prior, load_plan_model
+
+    small = latent_planner(big_dir / "vae").save(tmp_path / "small")
+    prior = {"kind": "diffusers", "path": str(big_dir), "sample_steps": 2}
+    assert check_prior(prior, small).kind == "diffusers"
+    composed = load_plan_model(small, prior)
+    assert isinstance(composed, Composed) and composed.small.model.vae is composed.big.vae  # one VAE
+    assert composed.plan(INSTRUCTIONS[0], first_frame(), seed=0).shape == (2, 16, 16, 3)
+    pixel = VideoModelConfig(image_size=16, num_frames=2, patch_size=1, base_channels=8, channel_mult=(1, 2), norm_groups=4)
+    with pytest.raises(ValueError, match="space='latent' and vae_path="):
+        check_prior(prior, pixel)
+    with pytest.raises(FileNotFoundError, match="Hugging Face Hub id"):
+        check_prior({"kind": "diffusers", "path": "guoyww/animatediff"}, small)

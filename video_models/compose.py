@@ -1,17 +1,30 @@
-"""Compose the in-domain planner with a large pretrained text-to-video model (score composition).
+"""Compose the in-domain planner with a prior video model (score composition).
 
-Shapes: B batch, K future frames, C latent channels, h x w latent size, H x W pixels.
+Shapes: B batch, K future frames, C channels of the diffused tensor, h x w its size, H x W pixels.
+
+The prior ("big" below) is either a large pretrained diffusers text-to-video model
+(``BigVideoModel``, latent space) or a second, larger project planner (``PlannerPrior``: text +
+first frame, pixel or latent space, trained on a broader task set). Configs: video_models/prior.py.
 
 Modes (all in epsilon space, each model's output converted to epsilon first):
-- "ipa", inverse probabilistic adaptation (Adapt2Act, Luo et al. 2024; SAIL): the large model
+- "ipa", inverse probabilistic adaptation (Adapt2Act, Luo et al. 2024; SAIL): the prior
   leads with classifier-free guidance and the small in-domain model is added as a prior,
       eps = eps_big(x) + w * (eps_big(x, text) + g * eps_small(x, text, frame) - eps_big(x))
+- "ipa_centered": the same with the in-domain term measured from the prior's unconditional,
+      eps = eps_big(x) + w * (eps_big(x, text) - eps_big(x) + g * (eps_small(x, text, frame) - eps_big(x)))
+  Its weights sum to 1 (ipa's to 1 + w g): near pure noise every epsilon is ~x_t, and ipa's
+  (1 + w g) x_t makes DDIM's x0 estimate (x_t - sqrt(1 - a) eps) / sqrt(a) explode where
+  sqrt(a) ~ 5e-5 (the first trailing step of our cosine schedule); this one stays ~x0.
 - "sum", plain score composition (product of experts p_big(x|text) * p_small(x|text, frame)^g,
   as in compositional diffusion): eps = eps_big(x, text) + g * eps_small(x, text, frame).
   It is "ipa" with w = 1 (no guidance).
 
-Shared space, the design choice: the large model diffuses VAE latents, so the in-domain model
-used here must too. It is an ordinary VideoModelConfig with space="latent" and
+A planner prior's "unconditional" eps_big(x) is its own null text (the zero instruction embedding
+it learned with text_drop_prob) with the same first frame: the frame is a condition of both terms,
+as Adapt2Act keeps the conditioning frame out of the guidance.
+
+Shared space, the design choice: a diffusers prior diffuses VAE latents, so the in-domain model
+used with it must too (a planner prior shares the in-domain model's space, pixels at cpu scale). It is an ordinary VideoModelConfig with space="latent" and
 vae_path="<big model dir>/vae": it trains and plans on its own (frames are encoded by that VAE
 inside VideoDiffusion.encode_frames, the same single preprocessing path), and ComposedPlanner
 checks that its latent space is the large model's. image_size stays the pixel size.
@@ -23,9 +36,6 @@ schedule and query the small model at its timestep of the nearest noise level a.
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,56 +44,27 @@ from diffusers import DDIMScheduler
 
 from video_models.diffusion import eval_mode, randn, to_epsilon
 from video_models.planner import Planner
+from video_models.prior import (MODES, VAE_KEYS, VIDEO_UNETS, ComposeConfig, check_planner_pair, local_pipeline_dir,
+                                 read_json, same_vae)
 
-MODES = ("ipa", "sum")
-SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")  # a diffusers pipeline directory
-
-
-@dataclass
-class ComposeConfig:
-    big_model_path: str = ""  # LOCAL diffusers pipeline dir: unet/ vae/ text_encoder/ tokenizer/ scheduler/
-    mode: str = "ipa"  # ipa: big model leads, small is a prior | sum: eps_big_text + g * eps_small
-    w: float = 2.5  # ipa guidance strength (big model's text vs unconditional)
-    g: float = 0.5  # prior strength: weight of the in-domain model's epsilon
-    sample_steps: int = 25  # DDIM steps on the big model's schedule
-    negative_prompt: str = ""  # the big model's "unconditional" text
-    dtype: str = "float32"  # big UNet + text encoder dtype (float16 / bfloat16 on a GPU); VAE stays float32
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"ComposeConfig.mode must be one of {MODES}, got {self.mode!r}")
-
-
-def _local_dir(path: str | Path) -> Path:
-    """The pipeline directory, or a clear error (nothing is ever downloaded)."""
-    p = Path(path).expanduser()
-    if not str(path) or not p.is_dir():
-        hub_like = re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)) and not str(path).startswith((".", "/", "~"))
-        what = "looks like a Hugging Face Hub id" if hub_like else "is not a local directory"
-        raise FileNotFoundError(
-            f"big video model {str(path)!r} {what}; nothing is downloaded here (no network). Download the "
-            "pipeline elsewhere (e.g. `huggingface-cli download <id> --local-dir DIR`), copy it over and point "
-            "ComposeConfig.big_model_path at the local directory DIR"
-        )
-    missing = [s for s in SUBFOLDERS if not (p / s).is_dir()]
-    if missing:
-        raise FileNotFoundError(f"{p} is not a diffusers text-to-video pipeline directory: missing {missing}")
-    return p
+__all__ = ["BigVideoModel", "PlannerPrior", "ComposedPlanner", "ComposeConfig", "combine_epsilon"]
 
 
 class BigVideoModel:
     """A pretrained latent text-to-video model: UNet3DConditionModel or UNetMotionModel (AnimateDiff),
     AutoencoderKL, CLIP text encoder + tokenizer, and its noise schedule, all from a local directory."""
 
+    space = "latent"
+
     def __init__(self, path: str | Path, device: str | torch.device = "cpu", dtype: str = "float32") -> None:
         import diffusers
         from transformers import AutoTokenizer, CLIPTextModel
 
-        p = _local_dir(path)
+        p = local_pipeline_dir(path)
         dt = getattr(torch, dtype)
-        unet_class = _read_json(p / "unet" / "config.json").get("_class_name", "UNet3DConditionModel")
-        if unet_class not in ("UNet3DConditionModel", "UNetMotionModel"):
-            raise ValueError(f"{p / 'unet'} holds a {unet_class}; expected UNet3DConditionModel or UNetMotionModel")
+        unet_class = read_json(p / "unet" / "config.json").get("_class_name", "UNet3DConditionModel")
+        if unet_class not in VIDEO_UNETS:
+            raise ValueError(f"{p / 'unet'} holds a {unet_class}; expected one of {VIDEO_UNETS}")
         load = dict(local_files_only=True)
         self.unet = getattr(diffusers, unet_class).from_pretrained(p, subfolder="unet", torch_dtype=dt, **load)
         self.vae = diffusers.AutoencoderKL.from_pretrained(p, subfolder="vae", **load)
@@ -115,43 +96,96 @@ class BigVideoModel:
         out = out.permute(0, 2, 1, 3, 4).to(x_t.device, torch.float32)
         return to_epsilon(out, x_t, self.alphas_cumprod[int(t)].to(x_t.device), self.prediction_type)
 
+    # --- the prior interface of ComposedPlanner -------------------------------------------------
+    def condition(self, instructions: list[str], first_frames: torch.Tensor, negative_prompt: str) -> torch.Tensor:
+        """Text only (a text-to-video model): the negative prompt's and the instructions' states (2B, L, D)."""
+        return self.encode_text([negative_prompt] * len(instructions) + list(instructions))
+
+    def epsilon_pair(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(unconditional, text-conditioned) epsilon of x_t (B, K, C, h, w)."""
+        return self.predict_epsilon(torch.cat([x_t, x_t]), t, cond).chunk(2)
+
+    def check_small(self, small: Planner) -> None:
+        """The in-domain model must diffuse this model's VAE latents."""
+        scfg, svae = small.config, small.model.vae
+        hint = "configure the in-domain model with space='latent' and vae_path='<big model dir>/vae'"
+        if scfg.space != "latent" or svae is None:
+            raise ValueError(f"composition needs the in-domain model in the big model's latent space: {hint}")
+        if not same_vae(svae.config, self.vae.config) or self.unet.config.in_channels != svae.config.latent_channels:
+            raise ValueError(f"the in-domain model's VAE differs from the big model's ({VAE_KEYS}): {hint}")
+
+
+class PlannerPrior:
+    """A project planner (a Planner, e.g. pretrained on configs/task_set/prior_broad.yaml) as the prior.
+
+    Frozen, with its EMA weights; its unconditional epsilon is its null text with the same first frame.
+    """
+
+    def __init__(self, planner: Planner) -> None:
+        planner.ema.copy_to(planner.parameters())  # a prior only samples: its EMA weights, for good
+        self.planner, self.model = planner, planner.model.eval().requires_grad_(False)
+        self.space = planner.config.space
+        self.scheduler_config = dict(self.model.noise_scheduler.config)
+        self.alphas_cumprod = self.model.noise_scheduler.alphas_cumprod
+
+    def condition(self, instructions: list[str], first_frames: torch.Tensor,
+                  negative_prompt: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        """(first frames (2B, C, h, w), text (2B, D): the null text, then the instructions). No negative prompt:
+        the zero embedding is the only unconditional text the planner learned."""
+        first = self.model.encode_frames(first_frames)
+        text = self.model.text_encoder(list(instructions))
+        return torch.cat([first, first]), torch.cat([torch.zeros_like(text), text])
+
+    @torch.no_grad()
+    def epsilon_pair(self, x_t: torch.Tensor, t: torch.Tensor, cond) -> tuple[torch.Tensor, torch.Tensor]:
+        first, text = cond
+        eps = self.model.predict_epsilon(torch.cat([x_t, x_t]), t, first, text, guidance_scale=1.0)
+        return eps.chunk(2)
+
+    def check_small(self, small: Planner) -> None:
+        vae = lambda m: m.vae.config if m.vae is not None else None  # noqa: E731
+        check_planner_pair(self.planner.config, small.config, vae(self.model), vae(small.model))
+
 
 def combine_epsilon(eps_big_uncond: torch.Tensor, eps_big_text: torch.Tensor, eps_small_text: torch.Tensor,
                     mode: str = "ipa", w: float = 2.5, g: float = 0.5) -> torch.Tensor:
     """The composition rule (see the module docstring)."""
     if mode == "ipa":
         return eps_big_uncond + w * (eps_big_text + g * eps_small_text - eps_big_uncond)
+    if mode == "ipa_centered":
+        return eps_big_uncond + w * (eps_big_text - eps_big_uncond + g * (eps_small_text - eps_big_uncond))
     if mode == "sum":
         return eps_big_text + g * eps_small_text
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 
 class ComposedPlanner:
-    """plan(instruction, first_frame) like Planner, sampling the composed score (the small model's EMA)."""
+    """plan(instruction, first_frame) like Planner, sampling the composed score (the small model's EMA).
 
-    def __init__(self, big: BigVideoModel, small: Planner, cfg: ComposeConfig) -> None:
+    big: a BigVideoModel or a PlannerPrior (anything with condition / epsilon_pair / check_small,
+    alphas_cumprod, scheduler_config and space). Sampling runs DDIM on the prior's schedule.
+    """
+
+    def __init__(self, big: BigVideoModel | PlannerPrior, small: Planner, cfg: ComposeConfig) -> None:
         self.big, self.small, self.cfg = big, small, cfg
-        self._check_shared_latent_space()
+        big.check_small(small)
         self.scheduler = DDIMScheduler.from_config(
-            big.scheduler_config, prediction_type="epsilon", clip_sample=False, timestep_spacing="trailing"
+            big.scheduler_config, prediction_type="epsilon", clip_sample=big.space == "pixel",
+            timestep_spacing="trailing",
         )
         # Small model's timestep at the noise level of each big-model timestep (identity if schedules match).
         a_small = small.model.noise_scheduler.alphas_cumprod
         self._small_t = (big.alphas_cumprod[:, None] - a_small[None, :]).abs().argmin(dim=1)
 
+    @property
+    def config(self):
+        """The in-domain model's VideoModelConfig (image size, num_frames: what a plan looks like)."""
+        return self.small.config
+
     @classmethod
     def from_config(cls, cfg: ComposeConfig, small: Planner, device: str | torch.device = "cpu") -> ComposedPlanner:
-        return cls(BigVideoModel(cfg.big_model_path, device, cfg.dtype), small, cfg)
-
-    def _check_shared_latent_space(self) -> None:
-        scfg, bvae, svae = self.small.config, self.big.vae.config, self.small.model.vae
-        hint = "configure the in-domain model with space='latent' and vae_path='<big model dir>/vae'"
-        if scfg.space != "latent" or svae is None:
-            raise ValueError(f"composition needs the in-domain model in the big model's latent space: {hint}")
-        keys = ("latent_channels", "scaling_factor", "block_out_channels")
-        same_vae = all(svae.config[k] == bvae[k] for k in keys)
-        if not same_vae or self.big.unet.config.in_channels != svae.config.latent_channels:
-            raise ValueError(f"the in-domain model's VAE differs from the big model's ({keys}): {hint}")
+        """A diffusers prior from cfg.path (for a project planner prior: video_models.load_plan_model)."""
+        return cls(BigVideoModel(cfg.path, device, cfg.dtype), small, cfg)
 
     @torch.no_grad()
     def plan_batch(self, instructions: list[str], first_frames: np.ndarray | torch.Tensor,
@@ -161,18 +195,17 @@ class ComposedPlanner:
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         cfg, big = self.cfg, self.big
         with self.small.ema_weights() as small, eval_mode(small):
-            first = small.encode_frames(first_frames)  # (B, C, h, w) through the shared VAE
+            first = small.encode_frames(first_frames)  # (B, C, h, w), through the shared VAE in latent space
             if first.ndim != 4 or first.shape[0] != len(instructions):
                 raise ValueError(f"need uint8 (B, H, W, 3) first frames and B instructions, got "
                                  f"{tuple(torch.as_tensor(first_frames).shape)} and {len(instructions)}")
-            b = len(instructions)
             small_text = small.text_encoder(instructions)
-            big_text = big.encode_text([cfg.negative_prompt] * b + instructions)  # (2B, L, D): uncond, text
+            big_cond = big.condition(instructions, first_frames, cfg.negative_prompt)
             self.scheduler.set_timesteps(num_steps or cfg.sample_steps, device=small.device)
-            x = randn((b, small.cfg.num_frames, *first.shape[1:]), generator, small.device)
+            x = randn((len(instructions), small.cfg.num_frames, *first.shape[1:]), generator, small.device)
             x = x * self.scheduler.init_noise_sigma
             for t in self.scheduler.timesteps:
-                eps_big_uncond, eps_big_text = big.predict_epsilon(torch.cat([x, x]), t, big_text).chunk(2)
+                eps_big_uncond, eps_big_text = big.epsilon_pair(x, t, big_cond)
                 eps_small = small.predict_epsilon(x, self._small_t[int(t)], first, small_text, guidance_scale=1.0)
                 eps = combine_epsilon(eps_big_uncond, eps_big_text, eps_small, cfg.mode, cfg.w, cfg.g)
                 x = self.scheduler.step(eps, t, x, eta=0.0, generator=generator).prev_sample
@@ -181,11 +214,9 @@ class ComposedPlanner:
     def plan(self, instruction: str, first_frame: np.ndarray | torch.Tensor,
              num_steps: int | None = None, seed: int | None = None) -> np.ndarray:
         """uint8 (H, W, 3) first frame + instruction -> uint8 (K, H, W, 3)."""
-        return self.plan_batch([instruction], torch.as_tensor(first_frame)[None], num_steps, seed)[0]
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"cannot read {path}: {e}") from e
+        if not isinstance(instruction, str):
+            raise TypeError(f"instruction must be a str, got {type(instruction).__name__}; use plan_batch for many")
+        first_frame = torch.as_tensor(first_frame)
+        if first_frame.ndim != 3:
+            raise ValueError(f"first_frame must be uint8 (H, W, 3), got {tuple(first_frame.shape)}")
+        return self.plan_batch([instruction], first_frame[None], num_steps, seed)[0]

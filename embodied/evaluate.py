@@ -41,6 +41,7 @@ from embodied.rollouts import (
 )
 from policies.config import ExecutorConfig
 from sim.catalog import instruction_for, validate_task_names
+import video_models.prior  # noqa: F401  (registers the schema configs/prior/ extend)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class EvalConfig:
     split: str = "validation"  # seed range measured: validation (tuning) | test (what results quote)
     seed_start: int | None = None  # measure seeds from here instead (outside the split's range)
     sampling_seed: int = 0  # mixed into every plan's sampling seed (a run's seed)
+    # configs/prior/: the model the planner's plans are composed with (IPA); kind none: the planner alone
+    prior: Any = field(default_factory=lambda: {"kind": "none"})
     train_store: str | None = None  # demo store the models were trained on: refuse eval seeds it holds
     workers: int = 2  # rollout processes (spawn); 0 or 1 runs in this process
     image_size: int = 64  # square frames, pixels; checkpoints must have been trained at this size
@@ -151,6 +154,22 @@ def _row(result: PlanResult, video: str | None) -> dict[str, Any]:
     )
 
 
+def prior_dict(prior: Any, planner: Any, image_size: int) -> dict | None:
+    """The prior as RolloutSettings carries it, checked against the in-domain planner (a checkpoint
+    dir or a VideoModelConfig): one clear error before any rollout. None when there is no prior."""
+    from dataclasses import asdict
+
+    from video_models.prior import check_prior, prior_config
+
+    prior = prior_config(prior)
+    if prior.kind == "none":
+        return None
+    if planner is None:
+        raise ValueError(f"prior={prior.kind} composes a video planner's plans, but planner=oracle has none "
+                         f"(give planner=<checkpoint dir>, or prior=none)")
+    return asdict(check_prior(prior, planner, image_size))
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
@@ -168,6 +187,7 @@ def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResul
         raise ValueError(f"videos must be >= 0, got {cfg.videos}")
     image_size, camera = check_image_size(cfg.image_size), check_camera(cfg.env.camera)
     planner_cfg = check_spec(cfg.planner, "planner", image_size)
+    prior = prior_dict(cfg.prior, None if cfg.planner == ORACLE else cfg.planner, image_size)
     check_spec(cfg.policy_ckpt, "policy", image_size)
     if cfg.policy_ckpt == EXPERT and cfg.planner != ORACLE:
         log.warning("policy_ckpt=expert runs the scripted expert alone: planner=%s is not used", cfg.planner)
@@ -182,7 +202,7 @@ def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResul
     methods = methods_for(cfg)
     settings = RolloutSettings(image_size=image_size, camera=camera, executor=cfg.executor,
                                oracle_frames=int(oracle_frames), plan_sample_steps=cfg.plan_sample_steps,
-                               max_episode_steps=cfg.env.max_steps, sampling_seed=cfg.sampling_seed)
+                               max_episode_steps=cfg.env.max_steps, sampling_seed=cfg.sampling_seed, prior=prior)
     jobs = [PlanJob(task, seed, instruction_for(task, seed), m.planner, m.policy, m.name)
             for m in methods for task in tasks for seed in seeds]
     log.info("evaluating %s on %d tasks x %d seeds (%d..%d)", [m.name for m in methods], len(tasks), len(seeds),

@@ -211,13 +211,20 @@ def checkpoint_id(spec: str) -> str:
     return spec if spec in (ORACLE, EXPERT) else str(Path(spec).resolve())
 
 
-def _load(kind: str, spec: str) -> Any:
+def prior_id(prior: dict | None) -> str:
+    """What the episode's ``checkpoint`` column adds for a prior ("" without one)."""
+    if not prior or prior.get("kind", "none") == "none":
+        return ""
+    return f";prior={prior['kind']}:{checkpoint_id(prior['path'])},w={prior['w']},g={prior['g']}"
+
+
+def _load(kind: str, spec: str, prior: dict | None = None) -> Any:
     if spec in (ORACLE, EXPERT):
         return spec
-    if kind == "planner":
-        from video_models import load_planner
+    if kind == "planner":  # the in-domain planner, composed with the prior when one is set
+        from video_models import load_plan_model
 
-        return load_planner(spec)
+        return load_plan_model(spec, prior)
     from policies import load_policy
 
     return load_policy(spec)
@@ -249,6 +256,9 @@ class RolloutSettings:
     # Mixed into every plan's sampling seed and the executor's action-noise seed (with the episode
     # seed): the SAIL loop's seed, so that loop seeds differ in their plans, not only in training.
     sampling_seed: int = 0
+    # The prior the plans are composed with (video_models.prior.ComposeConfig fields as a dict, so
+    # it travels to spawn workers); None or kind "none": the in-domain planner alone.
+    prior: dict | None = None
 
 
 @dataclass
@@ -283,8 +293,12 @@ def _run_job(job: PlanJob, settings: RolloutSettings, cache: dict | None = None)
     env = _cached(cache, ("env", job.task), lambda: make_env(job.task, image_size=s.image_size, camera=s.camera,
                                                               max_episode_steps=s.max_episode_steps))
     policy = _cached(cache, ("policy", job.policy), lambda: _load("policy", job.policy))
-    planner = job.planner if job.policy == EXPERT else _cached(cache, ("planner", job.planner), lambda: _load("planner", job.planner))
+    prior_key = json.dumps(s.prior, sort_keys=True) if s.prior else ""
+    planner = job.planner if job.policy == EXPERT else _cached(
+        cache, ("planner", job.planner, prior_key), lambda: _load("planner", job.planner, s.prior))
     checkpoint = f"planner={checkpoint_id(job.planner)};policy={checkpoint_id(job.policy)}" if job.policy != EXPERT else EXPERT
+    if job.policy != EXPERT and job.planner != ORACLE:
+        checkpoint += prior_id(s.prior)
     episode, plans, goals = _rollout(job.task, job.seed, planner, policy, s.executor, s.image_size, s.camera,
                                      job.instruction or None, checkpoint, s.oracle_frames, s.plan_sample_steps,
                                      s.max_episode_steps, env, s.sampling_seed)

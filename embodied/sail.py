@@ -51,6 +51,7 @@ from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig  # (al
 from embodied.vlm.registry import grader_config
 from policies.config import ExecutorConfig, PolicyConfig
 from video_models.config import VideoModelConfig
+import video_models.prior  # noqa: F401  (registers the schema configs/prior/ extend)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ class SailConfig:
     # (uniform over the target tasks) | curriculum (SOAR) | vlm. The budget is rollouts_per_task x
     # the number of target tasks.
     proposer: Any = field(default_factory=lambda: {"name": "catalog"})
+    # configs/prior/: a model the in-domain planner's plans are composed with (IPA) in every rollout
+    # and evaluation; only the in-domain planner is fine-tuned. none (default) | planner | diffusers.
+    prior: Any = field(default_factory=lambda: {"kind": "none"})
     store: str | None = None  # this run's episode store; None: <run dir>/store.zarr
     # The loop's seed: every random draw of the run derives from it (the training seeds of the four
     # train configs must stay 0). seed=0,1,2 under --multirun: independent loop seeds.
@@ -195,9 +199,11 @@ def check_config(cfg: SailConfig) -> None:
     if cfg.grader_training.train.seed != 0:
         raise ValueError("grader_training.train.seed must stay 0: it derives from the loop's seed (set seed=...)")
     cfg.seeds.check()
+    from embodied.evaluate import prior_dict
     from embodied.practice import proposer_name
 
     proposer_name(cfg.proposer)
+    prior_dict(cfg.prior, cfg.video_model, cfg.image_size)  # a missing or unreadable prior: refused up front
     r = cfg.rollouts_per_task
     cfg.seeds.demos.take(max(cfg.demos_per_task, cfg.target_demos_per_task), what="seeds.demos")
     cfg.seeds.exploration.take(cfg.explore_demos_per_task, what="seeds.exploration")
@@ -475,7 +481,8 @@ def collect_rollouts(cfg: SailConfig, run_dir: Path, store_path: Path, iteration
     but the oracle a rollout never stops at the simulator's success flag: it runs its step budget
     (the executor's own stop rules apply), and the flag is only recorded.
     """
-    from embodied.rollouts import PlanJob, RolloutSettings, rollout_plan_many
+    from embodied.evaluate import prior_dict
+    from embodied.rollouts import PlanJob, RolloutSettings, prior_id, rollout_plan_many
     from embodied.store import EpisodeStore
     from embodied.video import write_rollout_video
 
@@ -489,8 +496,9 @@ def collect_rollouts(cfg: SailConfig, run_dir: Path, store_path: Path, iteration
     executor = replace(cfg.executor, action_noise_std=cfg.ablation.rollout_action_noise_std,
                        stop_on_success=cfg.executor.stop_on_success and oracle)
     settings = RolloutSettings(image_size=cfg.image_size, camera=cfg.env.camera, executor=executor,
-                               sampling_seed=cfg.seed)
-    checkpoint = f"planner={planner};policy={policy}"  # relative to the run dir: the same in every copy of the run
+                               sampling_seed=cfg.seed, prior=prior_dict(cfg.prior, str(run_dir / planner), cfg.image_size))
+    # Relative to the run dir: the same in every copy of the run (a prior is outside it).
+    checkpoint = f"planner={planner};policy={policy}" + prior_id(settings.prior)
     with EpisodeStore(store_path, mode="a") as store:
         rows = _rollout_rows(log_path, store, iteration)
         done = {(row["task"], row["seed"]) for row in rows}
@@ -609,7 +617,7 @@ def evaluate_targets(cfg: SailConfig, run_dir: Path, out: Path, planner: str, po
 
     ec = EvalConfig(preset=cfg.preset, env=cfg.env, task_set=cfg.target_set, planner=str(run_dir / planner),
                     policy_ckpt=str(run_dir / policy), episodes_per_task=cfg.eval_episodes_per_task, seeds=cfg.seeds,
-                    split=cfg.measure_on, sampling_seed=cfg.seed, workers=cfg.workers, image_size=cfg.image_size,
+                    split=cfg.measure_on, sampling_seed=cfg.seed, prior=cfg.prior, workers=cfg.workers, image_size=cfg.image_size,
                     executor=cfg.executor, videos=cfg.videos, upper_bounds=upper_bounds, progress=cfg.progress)
     result = evaluate(ec, out)
     main = result.methods[0].name

@@ -234,3 +234,21 @@ def test_seeds_overlapping_the_training_store_are_refused(tmp_path):
     result = evaluate(eval_cfg("policy_ckpt=expert", f"train_store={store}", "seed_start=10002", "episodes_per_task=1",
                                "executor.max_steps=5", "videos=0"))
     assert result.episodes[0]["seed"] == 10_002
+
+
+def test_prior_is_checked_before_any_rollout(tmp_path):
+    from embodied.evaluate import prior_dict
+    from video_models import Planner
+    from video_models.config import VideoModelConfig
+
+    small = VideoModelConfig(image_size=32, base_channels=8, channel_mult=[1, 2], attention_resolutions=[8],
+                             norm_groups=4, num_frames=3, text_encoder="minilm")
+    planner = Planner(small).save(tmp_path / "planner")
+    prior = Planner(small).save(tmp_path / "prior")
+    assert prior_dict({"kind": "none"}, planner, 32) is None
+    got = prior_dict({"kind": "planner", "path": str(prior)}, planner, 32)
+    assert got["kind"] == "planner" and got["path"] == str(prior)  # a plain dict: it travels to the workers
+    with pytest.raises(ValueError, match="planner=oracle has none"):
+        prior_dict({"kind": "planner", "path": str(prior)}, None, 32)
+    with pytest.raises(FileNotFoundError):
+        prior_dict({"kind": "planner", "path": str(tmp_path / "missing")}, planner, 32)

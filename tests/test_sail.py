@@ -498,3 +498,24 @@ def test_curriculum_allocates_each_iteration_and_resumes_it(tmp_path, expert_rol
 
     (run / "iter_1" / "allocation.json").unlink()
     assert rollout_allocation(cfg, run, 1) == allocations[1]
+
+
+def test_a_prior_composes_every_plan_and_a_bad_one_is_refused_up_front(tmp_path, monkeypatch):
+    """prior=planner: rollouts and evaluations plan with the composed model (recorded in each
+    episode's checkpoint column); only the in-domain planner is fine-tuned. A missing prior
+    directory is refused before anything is written."""
+    from video_models import Planner
+
+    cfg = _cfg()
+    prior_dir = Planner(cfg.video_model).save(tmp_path / "prior")  # a second (random) planner: the prior
+    with pytest.raises(FileNotFoundError, match="prior"):
+        run_sail(_cfg("prior=planner", f"prior.path={tmp_path / 'missing'}"), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    run = tmp_path / "run"
+    run_sail(_cfg("prior=planner", f"prior.path={prior_dir}", "iterations=1", "upper_bounds=false", "finetune=planner"),
+             run)
+    with EpisodeStore(run / "store.zarr") as store:
+        columns = {store.meta(i)["checkpoint"] for i in store.filter(source=["plan", "rollout"])}
+    assert columns and all(f"prior=planner:{prior_dir.resolve()},w=2.5,g=0.5" in c for c in columns)
+    evaluated = json.loads((run / "iter_1" / "eval" / "episodes.jsonl").read_text().splitlines()[0])["checkpoint"]
+    assert "prior=planner:" in evaluated and "iter_0/video/planner" in evaluated

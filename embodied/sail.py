@@ -298,15 +298,19 @@ def _learns_grader(cfg: SailConfig) -> bool:
     return grader.name == "learned" and not grader.path
 
 
+def iteration_phases(cfg: SailConfig, it: int) -> list[str]:
+    """What iteration ``it`` does, in order: the one table ``run_sail`` and the time estimate follow."""
+    table = [("rollouts", cfg.self_training),  # the control collects nothing
+             ("eval", it == 0 or cfg.measure_intermediate or it == cfg.iterations),
+             ("finetune_video", it < cfg.iterations and cfg.finetune in ("both", "planner")),
+             ("finetune_policy", it < cfg.iterations and cfg.finetune in ("both", "policy"))]
+    return [kind for kind, runs in table if runs and (it < cfg.iterations or kind == "eval")]
+
+
 def planned_phases(cfg: SailConfig) -> list[str]:
     """The phase names ``run_sail`` goes through for ``cfg``, in order."""
     names = ["demos", "pretrain_video", "pretrain_policy"] + (["train_grader"] if _learns_grader(cfg) else [])
-    for it in range(cfg.iterations):
-        kinds = [("rollouts", cfg.self_training), ("eval", it == 0 or cfg.measure_intermediate),
-                 ("finetune_video", cfg.finetune in ("both", "planner")),
-                 ("finetune_policy", cfg.finetune in ("both", "policy"))]
-        names += [f"iter_{it}/{kind}" for kind, runs in kinds if runs]
-    return names + [f"iter_{cfg.iterations}/eval"]
+    return names + [f"iter_{it}/{kind}" for it in range(cfg.iterations + 1) for kind in iteration_phases(cfg, it)]
 
 
 def time_to_go(state: RunState) -> tuple[float, float, int]:
@@ -670,34 +674,33 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
         grader = make_grader(replace(grader_config(cfg.grader), path=str(run_dir / path)))
     restart = cfg.ablation.finetune_from == "pretrained"  # every round from the pretrained models
 
-    for it in range(cfg.iterations):
+    for it in range(cfg.iterations + 1):  # iteration `iterations` only measures the last models
         out = run_dir / f"iter_{it}"
-        if cfg.self_training:
-            _phase(state, f"iter_{it}/rollouts", collect_rollouts, cfg=cfg, run_dir=run_dir, store_path=store,
-                   iteration=it, planner=planner, policy=policy, grader=grader)
-        if it == 0 or cfg.measure_intermediate:
-            _phase(state, f"iter_{it}/eval", evaluate_targets, cfg=cfg, run_dir=run_dir, out=out / "eval", planner=planner,
-                   policy=policy, upper_bounds=cfg.upper_bounds and it == 0)
-        with EpisodeStore(store) as s:  # the control (no self-training): the demos alone
-            kept = _loop_episodes(s, it, [KEPT]) if cfg.self_training else []
-            executed = _loop_episodes(s, it, [KEPT, EXECUTED]) if cfg.self_training else []
-            for_planner = finetune_episodes(s, demos, kept, cfg.self_data_share)
-            for_policy = policy_demos + executed  # pooled: the IDM learns dynamics, not which task
-            mixes = data_mix(s, for_planner, kept), data_mix(s, for_policy, executed)
-        if cfg.finetune in ("both", "planner"):
-            planner = _phase(state, f"iter_{it}/finetune_video", train_planner, **common, out=out / "video",
-                             train=cfg.finetune_video, init_from=pretrained if restart else planner,
-                             episodes=for_planner, seed=derived_seed(seed, f"iter_{it}/finetune_video"),
-                             mix=mixes[0])["checkpoint"]
-        if cfg.finetune in ("both", "policy"):
-            policy = _phase(state, f"iter_{it}/finetune_policy", train_executor_policy, **common, out=out / "policy",
-                            train=cfg.finetune_policy, init_from=pretrained_policy if restart else policy,
-                            episodes=for_policy, seed=derived_seed(seed, f"iter_{it}/finetune_policy"),
-                            mix=mixes[1])["checkpoint"]
-        write_report(cfg, run_dir, state)
-    final = f"iter_{cfg.iterations}"
-    _phase(state, f"{final}/eval", evaluate_targets, cfg=cfg, run_dir=run_dir, out=run_dir / final / "eval",
-           planner=planner, policy=policy, upper_bounds=False)
+        for kind in iteration_phases(cfg, it):
+            name = f"iter_{it}/{kind}"
+            if kind == "rollouts":
+                _phase(state, name, collect_rollouts, cfg=cfg, run_dir=run_dir, store_path=store, iteration=it,
+                       planner=planner, policy=policy, grader=grader)
+            elif kind == "eval":
+                _phase(state, name, evaluate_targets, cfg=cfg, run_dir=run_dir, out=out / "eval", planner=planner,
+                       policy=policy, upper_bounds=cfg.upper_bounds and it == 0)
+            elif kind == "finetune_video":
+                with EpisodeStore(store) as s:  # the control (no self-training): the demos alone
+                    kept = _loop_episodes(s, it, [KEPT]) if cfg.self_training else []
+                    episodes = finetune_episodes(s, demos, kept, cfg.self_data_share)
+                    mix = data_mix(s, episodes, kept)
+                planner = _phase(state, name, train_planner, **common, out=out / "video", train=cfg.finetune_video,
+                                 init_from=pretrained if restart else planner, episodes=episodes,
+                                 seed=derived_seed(seed, name), mix=mix)["checkpoint"]
+            elif kind == "finetune_policy":
+                with EpisodeStore(store) as s:  # every rollout executed so far, kept or not, pooled
+                    executed = _loop_episodes(s, it, [KEPT, EXECUTED]) if cfg.self_training else []
+                    mix = data_mix(s, policy_demos + executed, executed)
+                policy = _phase(state, name, train_executor_policy, **common, out=out / "policy",
+                                train=cfg.finetune_policy, init_from=pretrained_policy if restart else policy,
+                                episodes=policy_demos + executed, seed=derived_seed(seed, name), mix=mix)["checkpoint"]
+        if it < cfg.iterations:
+            write_report(cfg, run_dir, state)  # readable while the loop goes on
     return write_report(cfg, run_dir, state)
 
 

@@ -31,6 +31,24 @@ def psnr(m: float) -> float:
     return 10 * math.log10(1.0 / max(m, 1e-12))
 
 
+def plan_errors(planner, clips: list[np.ndarray], instructions: list[str], seed=0,
+                num_steps: int | None = None) -> list[dict[str, float]]:
+    """One planner call on a batch of real clips, uint8 (K+1, H, W, 3) each (``clip_indices``):
+    per clip, the MSE of the plan's last frame / all frames to the real ones, and of copying frame 0."""
+    k = planner.config.num_frames
+    plans = planner.plan_batch(instructions, np.stack([c[0] for c in clips]), num_steps=num_steps, seed=seed)
+    return [{"plan_last": mse(plan[-1], clip[-1]), "copy_last": mse(clip[0], clip[-1]),
+             "plan_all": float(np.mean([mse(plan[j], clip[j + 1]) for j in range(k)])),
+             "copy_all": float(np.mean([mse(clip[0], clip[j + 1]) for j in range(k)]))}
+            for clip, plan in zip(clips, plans)]
+
+
+def summary_line(m: dict[str, float]) -> str:
+    """The machine-readable figure from the pooled means of ``plan_errors``' keys."""
+    return (f"plan_mse={m['plan_last']:.5f} copy_mse={m['copy_last']:.5f} plan_psnr={psnr(m['plan_last']):.2f} "
+            f"copy_psnr={psnr(m['copy_last']):.2f} mse_ratio={m['copy_last'] / m['plan_last']:.2f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--planner", required=True, help="planner checkpoint dir (video_models.load_planner)")
@@ -66,15 +84,11 @@ def main() -> None:
         chunk = ids[start : start + args.batch]
         clips = [store.get(i, "rgb", clip_indices(0, store.episode_length(i), k)) for i in chunk]
         metas = [store.meta(i) for i in chunk]
-        plans = planner.plan_batch([m["instruction"] for m in metas], np.stack([c[0] for c in clips]), seed=0)
-        for clip, plan, meta in zip(clips, plans, metas):
-            rows = per_task[meta["task"]]
-            rows["plan_last"].append(mse(plan[-1], clip[-1]))
-            rows["copy_last"].append(mse(clip[0], clip[-1]))
-            rows["plan_all"].append(np.mean([mse(plan[j], clip[j + 1]) for j in range(k)]))
-            rows["copy_all"].append(np.mean([mse(clip[0], clip[j + 1]) for j in range(k)]))
+        for errors, meta in zip(plan_errors(planner, clips, [m["instruction"] for m in metas], seed=0), metas):
+            for key, value in errors.items():
+                per_task[meta["task"]][key].append(value)
 
-    print(f"planner={args.planner} ({planner.config.image_size}px, K={k}, {planner.config.sample_steps} DDIM steps); "
+    print(f"planner={args.planner} ({planner.config.image_size}px, K={k}, {planner.config.sample_steps} {planner.config.sampler} steps); "
           f"{len(ids)} held-out episodes of {len(per_task)} tasks from {args.store}")
     print()
     print("| task | episodes | last-frame MSE plan | copy first frame | PSNR plan | PSNR copy | all-frames MSE plan | copy |")
@@ -90,8 +104,7 @@ def main() -> None:
     print(f"| **all** | {len(pooled['plan_last'])} | {m['plan_last']:.4f} | {m['copy_last']:.4f} | "
           f"{psnr(m['plan_last']):.1f} | {psnr(m['copy_last']):.1f} | {m['plan_all']:.4f} | {m['copy_all']:.4f} |")
     print()
-    print(f"plan_mse={m['plan_last']:.5f} copy_mse={m['copy_last']:.5f} plan_psnr={psnr(m['plan_last']):.2f} "
-          f"copy_psnr={psnr(m['copy_last']):.2f} mse_ratio={m['copy_last'] / m['plan_last']:.2f}")
+    print(summary_line(m))
 
 
 if __name__ == "__main__":

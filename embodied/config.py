@@ -33,6 +33,10 @@ class PresetConfig:
     image_size: int = 64
     workers: int = 2
     episodes_per_task: int = 5
+    # Episodes a rollout worker runs side by side, the plans they wait for sampled in one planner
+    # call (embodied.rollouts); 1: one episode at a time. Same episodes either way, up to float
+    # rounding in batched kernels.
+    plan_batch: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -36,11 +36,13 @@ from embodied.rollouts import (
     PlanJob,
     PlanResult,
     RolloutSettings,
+    check_plan_batch,
     check_spec,
     rollout_plan_many,
 )
 from policies.config import ExecutorConfig
 from sim.catalog import instruction_for, validate_task_names
+from video_models.config import SAMPLERS
 import video_models.prior  # noqa: F401  (registers the schema configs/prior/ extend)
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,8 @@ class EvalConfig:
     image_size: int = 64  # square frames, pixels; checkpoints must have been trained at this size
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # budget, replanning (every method's budget)
     oracle_frames: int | None = None  # K sub-goals per oracle plan; None: the planner checkpoint's num_frames, else 7
-    plan_sample_steps: int | None = None  # DDIM steps per video plan; None: the checkpoint's sample_steps
+    plan_sample_steps: int | None = None  # sampler steps per video plan; None: the checkpoint's sample_steps
+    plan_sampler: str | None = None  # ddim | dpm_solver (VideoModelConfig.sampler); None: the checkpoint's
     videos: int = 1  # episodes per task and method written as MP4 (the lowest seeds)
     video_fps: int = 20  # frames per second of the MP4s
     upper_bounds: bool = True  # also run the expert and oracle planner + policy on the same seeds
@@ -185,9 +188,18 @@ def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResul
         raise ValueError(f"episodes_per_task must be >= 1, got {cfg.episodes_per_task}")
     if cfg.videos < 0:
         raise ValueError(f"videos must be >= 0, got {cfg.videos}")
+    check_plan_batch(cfg.preset.plan_batch)
+    if cfg.plan_sampler is not None and cfg.plan_sampler not in SAMPLERS:
+        raise ValueError(f"plan_sampler must be one of {', '.join(SAMPLERS)} or null (the checkpoint's), "
+                         f"got {cfg.plan_sampler!r}")
+    if cfg.plan_sample_steps is not None and cfg.plan_sample_steps < 1:
+        raise ValueError(f"plan_sample_steps must be >= 1 or null (the checkpoint's), got {cfg.plan_sample_steps}")
     image_size, camera = check_image_size(cfg.image_size), check_camera(cfg.env.camera)
     planner_cfg = check_spec(cfg.planner, "planner", image_size)
     prior = prior_dict(cfg.prior, None if cfg.planner == ORACLE else cfg.planner, image_size)
+    if prior and cfg.plan_sampler:
+        raise ValueError(f"plan_sampler={cfg.plan_sampler!r} with prior={prior['kind']}: a composed planner samples "
+                         f"with its own DDIM steps (prior.sample_steps); leave plan_sampler null")
     check_spec(cfg.policy_ckpt, "policy", image_size)
     if cfg.policy_ckpt == EXPERT and cfg.planner != ORACLE:
         log.warning("policy_ckpt=expert runs the scripted expert alone: planner=%s is not used", cfg.planner)
@@ -202,6 +214,7 @@ def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResul
     methods = methods_for(cfg)
     settings = RolloutSettings(image_size=image_size, camera=camera, executor=cfg.executor,
                                oracle_frames=int(oracle_frames), plan_sample_steps=cfg.plan_sample_steps,
+                               plan_sampler=cfg.plan_sampler, plan_batch=cfg.preset.plan_batch,
                                max_episode_steps=cfg.env.max_steps, sampling_seed=cfg.sampling_seed, prior=prior)
     jobs = [PlanJob(task, seed, instruction_for(task, seed), m.planner, m.policy, m.name)
             for m in methods for task in tasks for seed in seeds]

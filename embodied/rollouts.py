@@ -19,6 +19,7 @@ front of them, so both kinds of planner give the executor the same layout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -89,14 +90,48 @@ class VideoPlanFn:
         self.planner, self.seed, self.num_steps, self.calls = planner, int(seed), num_steps, 0
         self.sampling_seed = int(sampling_seed)
 
-    def __call__(self, instruction: str, frame: np.ndarray) -> np.ndarray:
+    def next_seed(self) -> int:
+        """The sampling seed of this episode's next plan (and count it as made)."""
         entropy = [self.seed, self.calls] + ([self.sampling_seed] if self.sampling_seed else [])
-        plan_seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
         self.calls += 1
-        future = np.asarray(self.planner.plan(instruction, frame, num_steps=self.num_steps, seed=plan_seed))
+        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+    def with_current(self, frame: np.ndarray, future: np.ndarray) -> np.ndarray:
+        """The executor's plan: ``frame`` (H, W, 3), then the planner's K frames uint8 (K, H, W, 3)."""
+        future = np.asarray(future)
         if future.ndim != 4 or future.shape[1:] != frame.shape:
             raise ValueError(f"planner.plan must return uint8 (K, {', '.join(map(str, frame.shape))}), got {future.shape}")
         return np.concatenate([frame[None], future.astype(np.uint8, copy=False)])
+
+    def __call__(self, instruction: str, frame: np.ndarray) -> np.ndarray:
+        future = self.planner.plan(instruction, frame, num_steps=self.num_steps, seed=self.next_seed())
+        return self.with_current(frame, future)
+
+
+def plan_together(requests: list[tuple[Any, str, np.ndarray]]) -> list[np.ndarray]:
+    """Answer the plan requests ``(plan_fn, instruction, frame)`` of several episodes at once.
+
+    Requests of ``VideoPlanFn`` s over one planner that seeds each plan of a batch on its own
+    (``per_sample_seeds``) become one ``plan_batch`` call, each plan with the seed it would get
+    alone; any other request is answered by its own plan_fn.
+    """
+    plans: list[np.ndarray | None] = [None] * len(requests)
+    batches: dict[int, list[int]] = {}
+    for i, (plan_fn, _, _) in enumerate(requests):
+        if isinstance(plan_fn, VideoPlanFn) and getattr(plan_fn.planner, "per_sample_seeds", False):
+            batches.setdefault(id(plan_fn.planner), []).append(i)
+        else:
+            plans[i] = plan_fn(requests[i][1], requests[i][2])
+    for members in batches.values():
+        fns = [requests[i][0] for i in members]
+        if len({fn.num_steps for fn in fns}) > 1:
+            raise ValueError("the plans of one batch must use one number of sampling steps")
+        frames = [requests[i][2] for i in members]
+        futures = fns[0].planner.plan_batch([requests[i][1] for i in members], np.stack(frames),
+                                            num_steps=fns[0].num_steps, seed=[fn.next_seed() for fn in fns])
+        for i, fn, frame, future in zip(members, fns, frames, futures):
+            plans[i] = fn.with_current(frame, future)
+    return plans
 
 
 # --- one episode ------------------------------------------------------------------------------------
@@ -139,37 +174,48 @@ def _rollout(task, seed, planner, policy, cfg, image_size, camera, instruction, 
     """``rollout_plan_episode`` plus the executor's sub-goal index per step (for videos)."""
     from policies.executor import PlanExecutor
     from sim.env import make_env
-    from sim.rollout import rollout_episode
 
     instruction = instruction if instruction is not None else instruction_for(task, seed)
     own_env = env is None
     if own_env:
         env = make_env(task, image_size=image_size, camera=camera, max_episode_steps=max_episode_steps)
     try:
-        # The expert under the executor's budget and stopping rule: the same episode the oracle shows.
-        def expert_episode() -> Episode:
-            return rollout_episode(task, seed, max_steps=cfg.max_steps, instruction=instruction,
-                                   stop_on_success=cfg.stop_on_success,
-                                   extra_steps_after_success=cfg.extra_steps_after_success, env=env)
-
         if isinstance(policy, str):
             if policy != EXPERT:
                 raise ValueError(f"policy must be {EXPERT!r} or a policy object, got the string {policy!r}")
-            episode = expert_episode()
+            episode = _expert_episode(task, seed, cfg, instruction, env)
             episode.meta.update(checkpoint=checkpoint, created_at=time.time())
             return episode, [], None
-        if isinstance(planner, str):
-            if planner != ORACLE:
-                raise ValueError(f"planner must be {ORACLE!r} or a planner object, got the string {planner!r}")
-            plan_fn = OraclePlanner(expert_episode().rgb, oracle_frames)
-        elif callable(getattr(planner, "plan", None)):
-            plan_fn = VideoPlanFn(planner, seed, plan_sample_steps, sampling_seed)
-        else:
-            plan_fn = planner
+        plan_fn = _plan_fn(task, seed, planner, cfg, instruction, env, oracle_frames, plan_sample_steps, sampling_seed)
         record = PlanExecutor(policy, plan_fn, cfg).run(env, instruction, seed=int(seed), noise_stream=sampling_seed)
     finally:
         if own_env:
             env.close()
+    return _executed(record, task, seed, instruction, checkpoint)
+
+
+def _expert_episode(task, seed, cfg, instruction, env) -> Episode:
+    """The expert under the executor's budget and stopping rule: the same episode the oracle shows."""
+    from sim.rollout import rollout_episode
+
+    return rollout_episode(task, seed, max_steps=cfg.max_steps, instruction=instruction,
+                           stop_on_success=cfg.stop_on_success,
+                           extra_steps_after_success=cfg.extra_steps_after_success, env=env)
+
+
+def _plan_fn(task, seed, planner, cfg, instruction, env, oracle_frames, plan_sample_steps, sampling_seed):
+    """What answers one episode's plan requests: ``(instruction, frame) -> uint8 (1 + K, H, W, 3)``."""
+    if isinstance(planner, str):
+        if planner != ORACLE:
+            raise ValueError(f"planner must be {ORACLE!r} or a planner object, got the string {planner!r}")
+        return OraclePlanner(_expert_episode(task, seed, cfg, instruction, env).rgb, oracle_frames)
+    if callable(getattr(planner, "plan", None)):
+        return VideoPlanFn(planner, seed, plan_sample_steps, sampling_seed)
+    return planner
+
+
+def _executed(record, task, seed, instruction, checkpoint) -> tuple[Episode, list, np.ndarray]:
+    """An ExecutionRecord as (Episode, plans, sub-goal index per step)."""
     meta = dict(task=task, instruction=instruction, source="plan", seed=int(seed),
                 success_gt=int(record.succeeded), checkpoint=checkpoint, created_at=time.time())
     episode = Episode(rgb=record.frames, action=record.actions, state=record.states, success=record.success, meta=meta)
@@ -251,7 +297,8 @@ class RolloutSettings:
     camera: str = "corner2"  # MetaWorld camera
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # step budget, replanning, stopping
     oracle_frames: int = DEFAULT_ORACLE_FRAMES  # K sub-goals per oracle plan
-    plan_sample_steps: int | None = None  # DDIM steps of a video planner; None: its config's
+    plan_sample_steps: int | None = None  # sampler steps of a video planner; None: its config's
+    plan_sampler: str | None = None  # a video planner's sampler (VideoModelConfig.sampler); None: its config's
     max_episode_steps: int | None = None  # env truncation; None: MetaWorld's 500
     # Mixed into every plan's sampling seed and the executor's action-noise seed (with the episode
     # seed): the SAIL loop's seed, so that loop seeds differ in their plans, not only in training.
@@ -259,6 +306,9 @@ class RolloutSettings:
     # The prior the plans are composed with (video_models.prior.ComposeConfig fields as a dict, so
     # it travels to spawn workers); None or kind "none": the in-domain planner alone.
     prior: dict | None = None
+    # Episodes a worker runs side by side (consecutive jobs, one env each), the plans they wait
+    # for sampled in one planner call; 1: one episode at a time.
+    plan_batch: int = 1
 
 
 @dataclass
@@ -285,13 +335,23 @@ def _cached(cache: dict, key: tuple, make) -> Any:
     return cache[key]
 
 
-def _run_job(job: PlanJob, settings: RolloutSettings, cache: dict | None = None) -> PlanResult:
+def _env(cache: dict, task: str, settings: RolloutSettings, slot: int = 0) -> Any:
+    """The cached env ``slot`` of ``task``: one per episode that runs at the same time."""
     from sim.env import make_env
 
-    cache = _WORKER_CACHE if cache is None else cache
     s = settings
-    env = _cached(cache, ("env", job.task), lambda: make_env(job.task, image_size=s.image_size, camera=s.camera,
-                                                              max_episode_steps=s.max_episode_steps))
+    return _cached(cache, ("env", task, slot), lambda: make_env(task, image_size=s.image_size, camera=s.camera,
+                                                                 max_episode_steps=s.max_episode_steps))
+
+
+def _close_envs(cache: dict, keep=lambda key: False) -> None:
+    for key in [key for key in cache if key[0] == "env" and not keep(key)]:
+        cache.pop(key).close()
+
+
+def _job_parts(job: PlanJob, settings: RolloutSettings, cache: dict) -> tuple[Any, Any, str]:
+    """(planner, policy, checkpoint column) of a job, the models loaded once per process."""
+    s = settings
     policy = _cached(cache, ("policy", job.policy), lambda: _load("policy", job.policy))
     prior_key = json.dumps(s.prior, sort_keys=True) if s.prior else ""
     planner = job.planner if job.policy == EXPERT else _cached(
@@ -299,14 +359,95 @@ def _run_job(job: PlanJob, settings: RolloutSettings, cache: dict | None = None)
     checkpoint = f"planner={checkpoint_id(job.planner)};policy={checkpoint_id(job.policy)}" if job.policy != EXPERT else EXPERT
     if job.policy != EXPERT and job.planner != ORACLE:
         checkpoint += prior_id(s.prior)
+        if s.plan_sampler:
+            if not callable(getattr(planner, "set_sampler", None)):
+                raise ValueError(f"plan_sampler={s.plan_sampler!r} needs a video_models Planner, not a "
+                                 f"{type(planner).__name__} (a composed planner samples with its own DDIM)")
+            if planner.config.sampler != s.plan_sampler:
+                planner.set_sampler(s.plan_sampler)
+    return planner, policy, checkpoint
+
+
+def _run_job(job: PlanJob, settings: RolloutSettings, cache: dict | None = None, slot: int = 0) -> PlanResult:
+    cache = _WORKER_CACHE if cache is None else cache
+    s = settings
+    planner, policy, checkpoint = _job_parts(job, s, cache)
     episode, plans, goals = _rollout(job.task, job.seed, planner, policy, s.executor, s.image_size, s.camera,
                                      job.instruction or None, checkpoint, s.oracle_frames, s.plan_sample_steps,
-                                     s.max_episode_steps, env, s.sampling_seed)
+                                     s.max_episode_steps, _env(cache, job.task, s, slot), s.sampling_seed)
     return PlanResult(job, episode, plans, goals)
 
 
-def _job_error(job: PlanJob, exc: BaseException) -> RuntimeError:
-    return RuntimeError(f"rollout of {job.method or 'job'} task={job.task!r} seed={job.seed} failed: "
+def _run_group(jobs: list[PlanJob], settings: RolloutSettings, cache: dict | None = None) -> list[PlanResult]:
+    """``_run_job`` for each of ``jobs``, their episodes side by side, one env each.
+
+    Every episode runs until it asks for a plan (``PlanExecutor.episode``) or ends; then the
+    waiting ones are planned together (``plan_together``: one planner call), and so on. Decisions,
+    plan seeds and action noise stay each episode's own, so the episodes are those of ``_run_job``
+    (with a video planner: up to float rounding in batched sampling). Expert jobs run on their own.
+    """
+    from policies.executor import PlanExecutor
+
+    cache = _WORKER_CACHE if cache is None else cache
+    s = settings
+    tasks = [job.task for job in jobs]
+    _close_envs(cache, keep=lambda key: key[1] in tasks)  # envs of earlier tasks: memory, not speed
+    slots = [tasks[:i].count(task) for i, task in enumerate(tasks)]
+    results: dict[int, PlanResult] = {}
+    running: dict[int, tuple] = {}  # job index -> (episode generator, plan_fn, instruction, checkpoint)
+    requests: dict[int, np.ndarray] = {}  # job index -> the frame it waits for a plan from
+    try:
+        for i, job in enumerate(jobs):
+            with _naming(job):
+                if job.policy == EXPERT:
+                    results[i] = _run_job(job, s, cache, slots[i])
+                    continue
+                planner, policy, checkpoint = _job_parts(job, s, cache)
+                env = _env(cache, job.task, s, slots[i])
+                instruction = job.instruction or instruction_for(job.task, job.seed)
+                plan_fn = _plan_fn(job.task, job.seed, planner, s.executor, instruction, env, s.oracle_frames,
+                                   s.plan_sample_steps, s.sampling_seed)
+                steps = PlanExecutor(policy, plan_fn, s.executor).episode(env, instruction, int(job.seed), s.sampling_seed)
+                running[i] = (steps, plan_fn, instruction, checkpoint)
+                requests[i] = next(steps)  # every episode plans at its first step
+        while requests:
+            waiting = sorted(requests)
+            with _naming(jobs[waiting[0]]):
+                plans = plan_together([(running[i][1], running[i][2], requests[i]) for i in waiting])
+            requests = {}
+            for i, plan in zip(waiting, plans):
+                steps, _, instruction, checkpoint = running[i]
+                with _naming(jobs[i]):
+                    try:
+                        requests[i] = steps.send(plan)
+                    except StopIteration as end:
+                        job = jobs[i]
+                        results[i] = PlanResult(job, *_executed(end.value, job.task, job.seed, instruction, checkpoint))
+    finally:
+        for steps, *_ in running.values():
+            steps.close()
+    return [results[i] for i in range(len(jobs))]
+
+
+class RolloutError(RuntimeError):
+    """A job failed; the message names its task and seed, the cause is the job's own error."""
+
+
+@contextlib.contextmanager
+def _naming(job: PlanJob):
+    """Errors inside become a RolloutError that names ``job``."""
+    try:
+        yield
+    except RolloutError:
+        raise
+    except Exception as exc:
+        raise _job_error(job, exc) from exc
+
+
+def _job_error(job: PlanJob, exc: BaseException) -> RolloutError:
+    if isinstance(exc, RolloutError):  # from a group of jobs: it names its own
+        return RolloutError(*exc.args)
+    return RolloutError(f"rollout of {job.method or 'job'} task={job.task!r} seed={job.seed} failed: "
                         f"{type(exc).__name__}: {exc}")
 
 
@@ -316,49 +457,87 @@ def rollout_plan_many(
     """Run ``jobs`` and yield their results in job order (whichever worker finishes first).
 
     ``workers`` > 1: that many spawn processes (``sim.pool``), each loading a planner / policy
-    checkpoint once and caching one env per task; 0 or 1: here. A failing job raises
-    RuntimeError naming its task and seed (the worker's error is the cause).
+    checkpoint once and caching envs; 0 or 1: here. ``settings.plan_batch`` > 1: each unit of work
+    is up to that many jobs run side by side, their plans sampled together (``_run_group``).
+    A failing job raises RolloutError (a RuntimeError) naming its task and seed.
     """
     jobs = list(jobs)
     validate_task_names([job.task for job in jobs])
+    units = plan_units(len(jobs), check_plan_batch(settings.plan_batch))
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(jobs), desc="eval rollouts", unit="ep")
+    items = [([jobs[i] for i in unit], settings) for unit in units]
     try:
         if workers <= 1:
-            for result in _run_here(jobs, settings):
-                if bar is not None:
-                    bar.update(1)
-                yield result
+            results = _run_here(items)
         else:
-            yield from _run_pool(jobs, settings, int(workers), bar)
+            results = run_in_workers(_run_unit, items, int(workers), lambda item, exc: _job_error(item[0][0], exc),
+                                     initializer=_init_worker, initargs=(WORKER_ENV,))
+        finished: dict[int, PlanResult] = {}
+        next_job = 0
+        for unit, unit_results in zip(units, results):
+            if bar is not None:
+                bar.update(len(unit_results))
+            finished.update(zip(unit, unit_results))
+            while next_job in finished:  # job order, whatever order the units hold them in
+                yield finished.pop(next_job)
+                next_job += 1
     finally:
         if bar is not None:
             bar.close()
 
 
-def _run_here(jobs: list[PlanJob], settings: RolloutSettings) -> Iterator[PlanResult]:
+# Jobs a batched run spreads over its units at a time: results wait at most this many jobs for
+# the ones before them (memory), and every unit of a block mixes its tasks (balance).
+UNIT_BLOCK = 16
+
+
+def plan_units(n_jobs: int, plan_batch: int) -> list[list[int]]:
+    """Job indices of each unit of work, in the order the units are run.
+
+    One job a unit at ``plan_batch`` 1. Otherwise jobs (ordered task by task) are dealt out in
+    turn over the units of each block of ``UNIT_BLOCK * plan_batch`` jobs, so that a unit holds a
+    mix of tasks and seeds: a unit lasts as long as its longest episode, and units of one hard task
+    measured 2x the wall time of mixed ones on 2 workers.
+    """
+    if plan_batch == 1:
+        return [[i] for i in range(n_jobs)]
+    units = []
+    block = UNIT_BLOCK * plan_batch
+    for start in range(0, n_jobs, block):
+        size = min(block, n_jobs - start)
+        n_units = -(-size // plan_batch)
+        units += [list(range(start + u, start + size, n_units)) for u in range(n_units)]
+    return units
+
+
+def _run_here(items: list) -> Iterator[list[PlanResult]]:
+    """``_run_unit`` of each item in this process, one cache (envs, models) for all of them."""
     cache: dict = {}
     try:
-        for job in jobs:
-            try:
-                result = _run_job(job, settings, cache)
-            except Exception as exc:
-                raise _job_error(job, exc) from exc
-            yield result
+        for item in items:
+            yield _run_unit(item, cache)
     finally:
-        for key, value in cache.items():
-            if key[0] == "env":
-                value.close()
+        _close_envs(cache)
 
 
-def _run_job_with(item: tuple[PlanJob, RolloutSettings]) -> PlanResult:
-    return _run_job(*item)
+def check_plan_batch(n: Any) -> int:
+    """``preset.plan_batch`` as an int >= 1, or ValueError saying what is allowed."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"preset.plan_batch must be an integer >= 1 (episodes a rollout worker plans together; "
+                         f"1: one at a time), got {n!r}")
+    return n
 
 
-def _run_pool(jobs: list[PlanJob], settings: RolloutSettings, workers: int, bar) -> Iterator[PlanResult]:
-    yield from run_in_workers(_run_job_with, [(job, settings) for job in jobs], workers,
-                              lambda item, exc: _job_error(item[0], exc), initializer=_init_worker,
-                              initargs=(WORKER_ENV,), on_done=bar.update if bar is not None else None)
+def _run_unit(item: tuple[list[PlanJob], RolloutSettings], cache: dict | None = None) -> list[PlanResult]:
+    """One unit of work: a single job as it always ran, or a group planned together."""
+    jobs, settings = item
+    if len(jobs) == 1:
+        with _naming(jobs[0]):
+            return [_run_job(jobs[0], settings, cache)]
+    return _run_group(jobs, settings, cache)
+
+

@@ -50,7 +50,7 @@ from embodied.training import TrainConfig, write_atomic
 from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig  # (also registers the grader/ schemas)
 from embodied.vlm.registry import grader_config
 from policies.config import ExecutorConfig, PolicyConfig
-from video_models.config import VideoModelConfig
+from video_models.config import SAMPLERS, VideoModelConfig
 import video_models.prior  # noqa: F401  (registers the schema configs/prior/ extend)
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,10 @@ class SailConfig:
     pretrain_policy: TrainConfig = field(default_factory=TrainConfig)
     finetune_policy: TrainConfig = field(default_factory=TrainConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # budget and replanning of every rollout
+    # How every rollout and evaluation samples its plans: ddim | dpm_solver and its steps; None: the
+    # planner checkpoint's own (video_model.sampler / sample_steps when it was trained).
+    plan_sampler: str | None = None
+    plan_sample_steps: int | None = None
     grader: Any = field(default_factory=lambda: {"name": "oracle"})  # configs/grader/<name>.yaml (typed there)
     grader_training: GraderTrainingConfig = field(default_factory=GraderTrainingConfig)  # grader=learned, no path
     # What each iteration practises: configs/proposer/<name>.yaml (embodied/practice.py): catalog
@@ -168,6 +172,7 @@ def derived_seed(seed: int, what: str) -> int:
 # --- checking a config before anything is written ---------------------------------------------------
 def check_config(cfg: SailConfig) -> None:
     """ValueError with what was wrong and what is allowed; nothing is written before this passes."""
+    from embodied.rollouts import check_plan_batch
     from sim.catalog import validate_task_names
 
     train_tasks = validate_task_names(list(cfg.task_set.tasks))
@@ -180,6 +185,12 @@ def check_config(cfg: SailConfig) -> None:
     if cfg.finetune not in FINETUNE:
         raise ValueError(f"finetune must be one of {' | '.join(FINETUNE)} (what each round fine-tunes), "
                          f"got {cfg.finetune!r}")
+    check_plan_batch(cfg.preset.plan_batch)
+    if cfg.plan_sampler is not None and cfg.plan_sampler not in SAMPLERS:
+        raise ValueError(f"plan_sampler must be one of {', '.join(SAMPLERS)} or null (the checkpoint's), "
+                         f"got {cfg.plan_sampler!r}")
+    if cfg.plan_sample_steps is not None and cfg.plan_sample_steps < 1:
+        raise ValueError(f"plan_sample_steps must be >= 1 or null (the checkpoint's), got {cfg.plan_sample_steps}")
     if cfg.eval_episodes_per_task < 1 or cfg.rollouts_per_task < 1 or cfg.iterations < 0:
         raise ValueError("need eval_episodes_per_task >= 1, rollouts_per_task >= 1 and iterations >= 0, got "
                          f"{cfg.eval_episodes_per_task}, {cfg.rollouts_per_task}, {cfg.iterations}")
@@ -203,7 +214,10 @@ def check_config(cfg: SailConfig) -> None:
     from embodied.practice import proposer_name
 
     proposer_name(cfg.proposer)
-    prior_dict(cfg.prior, cfg.video_model, cfg.image_size)  # a missing or unreadable prior: refused up front
+    prior = prior_dict(cfg.prior, cfg.video_model, cfg.image_size)  # a missing or unreadable prior: refused up front
+    if prior and cfg.plan_sampler:
+        raise ValueError(f"plan_sampler={cfg.plan_sampler!r} with prior={prior['kind']}: a composed planner samples "
+                         f"with its own DDIM steps (prior.sample_steps); leave plan_sampler null")
     r = cfg.rollouts_per_task
     cfg.seeds.demos.take(max(cfg.demos_per_task, cfg.target_demos_per_task), what="seeds.demos")
     cfg.seeds.exploration.take(cfg.explore_demos_per_task, what="seeds.exploration")
@@ -500,7 +514,8 @@ def collect_rollouts(cfg: SailConfig, run_dir: Path, store_path: Path, iteration
     executor = replace(cfg.executor, action_noise_std=cfg.ablation.rollout_action_noise_std,
                        stop_on_success=cfg.executor.stop_on_success and oracle)
     settings = RolloutSettings(image_size=cfg.image_size, camera=cfg.env.camera, executor=executor,
-                               sampling_seed=cfg.seed, prior=prior_dict(cfg.prior, str(run_dir / planner), cfg.image_size))
+                               plan_batch=cfg.preset.plan_batch, plan_sampler=cfg.plan_sampler,
+                               plan_sample_steps=cfg.plan_sample_steps, sampling_seed=cfg.seed, prior=prior_dict(cfg.prior, str(run_dir / planner), cfg.image_size))
     # Relative to the run dir: the same in every copy of the run (a prior is outside it).
     checkpoint = f"planner={planner};policy={policy}" + prior_id(settings.prior)
     with EpisodeStore(store_path, mode="a") as store:
@@ -621,7 +636,8 @@ def evaluate_targets(cfg: SailConfig, run_dir: Path, out: Path, planner: str, po
 
     ec = EvalConfig(preset=cfg.preset, env=cfg.env, task_set=cfg.target_set, planner=str(run_dir / planner),
                     policy_ckpt=str(run_dir / policy), episodes_per_task=cfg.eval_episodes_per_task, seeds=cfg.seeds,
-                    split=cfg.measure_on, sampling_seed=cfg.seed, prior=cfg.prior, workers=cfg.workers, image_size=cfg.image_size,
+                    split=cfg.measure_on, sampling_seed=cfg.seed, plan_sampler=cfg.plan_sampler,
+                    plan_sample_steps=cfg.plan_sample_steps, prior=cfg.prior, workers=cfg.workers, image_size=cfg.image_size,
                     executor=cfg.executor, videos=cfg.videos, upper_bounds=upper_bounds, progress=cfg.progress)
     result = evaluate(ec, out)
     main = result.methods[0].name

@@ -38,6 +38,12 @@ class PolicyConfig:
     min_gap: int = 8  # smallest goal gap g in steps (>= 1)
     max_gap: int | None = 32  # largest goal gap; None: up to the last frame of the episode
 
+    # The goal's distance in steps (g, log-scaled) is an input too. Without it g is hidden and the
+    # policy learns the speed typical of its data (measured: one IDM round on its own slow rollouts
+    # halved its speed and broke it); with it, slow and fast episodes agree: speed = motion / g.
+    # The executor passes the steps left on the current sub-goal.
+    condition_on_gap: bool = False
+
     # --- network ---
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])  # conv widths, each stage stride 2
     pooled_size: int = 4  # conv features are pooled to (pooled_size x pooled_size) before the MLP

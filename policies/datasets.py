@@ -12,6 +12,7 @@ Item (a batch adds a leading B):
     state          float32 (S,)        state t
     action         float32 (c, A)      a_t .. a_t+c-1, zero where padded
     action_is_pad  bool    (c,)        steps at/after the episode's last step (ignored by the loss)
+    gap            float32 ()          goal_t - t, steps to the goal (a gap-conditioned policy's input)
     episode, t, goal_t  int64 ()       where the sample came from (diagnostics)
 """
 
@@ -115,6 +116,7 @@ class FrameGoalDataset(Dataset):
             "state": torch.from_numpy(state),
             "action": torch.from_numpy(action),
             "action_is_pad": torch.from_numpy(is_pad),
+            "gap": torch.tensor(goal_t - t, dtype=torch.float32),
             "episode": torch.tensor(episode, dtype=torch.int64),
             "t": torch.tensor(t, dtype=torch.int64),
             "goal_t": torch.tensor(goal_t, dtype=torch.int64),

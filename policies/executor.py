@@ -11,12 +11,15 @@ The loop, per env step: decide whether to replan (``replan_reason``: start | pla
 stall | periodic), query the policy when its action queue is empty, step, then advance the
 sub-goal after ``steps_per_subgoal`` steps or once the frame is within ``advance_mse`` of it.
 AVDC reports that replanning more than doubles success; the step budget bounds everything.
+
+``PlanExecutor.run`` owns the planner; ``PlanExecutor.episode`` is the same loop as a generator that
+yields each plan request to its caller, so that one planner call can serve many episodes at once.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,9 +28,12 @@ import numpy as np
 from policies.config import ExecutorConfig
 
 REPLAN_REASONS = ("start", "periodic", "stall", "plan exhausted")
+DISTANCE_GAP = 16  # steps to a sub-goal a gap-conditioned policy is told when sub-goals advance by distance only
 
 
 class ActionPolicy(Protocol):
+    """A policy whose ``conditions_on_gap`` is true also gets ``gap=``: the steps it has to reach the goal."""
+
     def predict_action(self, obs_rgb: np.ndarray, goal_rgb: np.ndarray, state: np.ndarray) -> np.ndarray: ...
 
 
@@ -142,7 +148,19 @@ class PlanExecutor:
     def run(self, env: Any, instruction: str, seed: int | None = None, noise_stream: int = 0) -> ExecutionRecord:
         """Reset ``env`` (with ``seed``) and act until success, the env's end, or ``max_steps``.
 
-        The action noise (``action_noise_std``) is seeded by (``seed``, ``noise_stream``).
+        The action noise (``action_noise_std``) is seeded by (``seed``, ``noise_stream``). This is
+        ``episode`` with every plan request answered by this executor's planner.
+        """
+        return drive(self.episode(env, instruction, seed, noise_stream), lambda frame: self.planner(instruction, frame))
+
+    def episode(
+        self, env: Any, instruction: str, seed: int | None = None, noise_stream: int = 0
+    ) -> Generator[np.ndarray, np.ndarray, ExecutionRecord]:
+        """``run`` as a generator, so that a caller can plan for many episodes at once.
+
+        Yields the current frame uint8 (H, W, 3) whenever a plan is needed and expects the plan
+        (uint8 (K, H, W, 3), the planner's layout) back by ``send``; returns the ExecutionRecord.
+        The executor's own ``planner`` is not called.
         """
         cfg = self.config
         obs, info = env.reset(seed=seed) if seed is not None else env.reset()
@@ -170,7 +188,7 @@ class PlanExecutor:
             since = None if last_plan_step is None else t - last_plan_step
             reason = replan_reason(cfg, t, since, exhausted, stalled)
             if reason is not None:
-                plan = self._plan(instruction, frames[-1])
+                plan = self._check_plan((yield frames[-1]), frames[-1])
                 plans.append(PlanRecord(step=t, reason=reason, frames=plan))
                 subgoal, steps_on_subgoal, last_plan_step = int(cfg.skip_first_plan_frame), 0, t
                 queue.clear()
@@ -179,7 +197,7 @@ class PlanExecutor:
             goal = min(subgoal, len(plan) - 1)  # exhausted without replanning: hold the last frame
 
             if not queue:
-                chunk = self._query(frames[-1], plan[goal], states[-1])
+                chunk = self._query(frames[-1], plan[goal], states[-1], steps_on_subgoal)
                 queue.extend(chunk[: cfg.actions_per_query] if cfg.actions_per_query else chunk)
             action = queue.popleft()
             if noise is not None:  # exploration: the noisy action is what is executed and recorded
@@ -222,8 +240,8 @@ class PlanExecutor:
         )
 
     # --- helpers -----------------------------------------------------------------------------------
-    def _plan(self, instruction: str, frame: np.ndarray) -> np.ndarray:
-        plan = np.asarray(self.planner(instruction, frame))
+    def _check_plan(self, plan: Any, frame: np.ndarray) -> np.ndarray:
+        plan = np.asarray(plan)
         k_min = 2 if self.config.skip_first_plan_frame else 1
         if plan.dtype != np.uint8 or plan.ndim != 4 or plan.shape[1:] != frame.shape or len(plan) < k_min:
             raise ValueError(
@@ -232,8 +250,12 @@ class PlanExecutor:
             )
         return plan
 
-    def _query(self, rgb: np.ndarray, goal: np.ndarray, state: np.ndarray) -> np.ndarray:
-        chunk = np.asarray(self.policy.predict_action(rgb, goal, state), dtype=np.float32)
+    def _query(self, rgb: np.ndarray, goal: np.ndarray, state: np.ndarray, steps_on_subgoal: int) -> np.ndarray:
+        if getattr(self.policy, "conditions_on_gap", False):
+            chunk = self.policy.predict_action(rgb, goal, state, gap=self.steps_left(steps_on_subgoal))
+        else:
+            chunk = self.policy.predict_action(rgb, goal, state)
+        chunk = np.asarray(chunk, dtype=np.float32)
         if chunk.ndim == 1:  # a policy that returns one action (A,)
             chunk = chunk[None]
         if chunk.ndim != 2 or len(chunk) == 0:
@@ -242,11 +264,28 @@ class PlanExecutor:
             raise ValueError("policy.predict_action returned NaN or inf")
         return chunk
 
+    def steps_left(self, steps_on_subgoal: int) -> int:
+        """The steps the policy has to reach the current sub-goal: the rest of ``steps_per_subgoal``
+        (sub-goals advanced only by distance: ``DISTANCE_GAP``)."""
+        per = self.config.steps_per_subgoal
+        return DISTANCE_GAP if per is None else max(per - steps_on_subgoal, 1)
+
     def _stall_signal(self, rgb: np.ndarray, state: np.ndarray) -> np.ndarray:
         if self.config.stall_metric == "state":
             return state.astype(np.float64)
         # Scaled so that the L2 distance of two signals is their RMS pixel difference in [0, 1].
         return rgb.reshape(-1).astype(np.float64) / (255.0 * np.sqrt(rgb.size))
+
+
+def drive(episode: Generator[np.ndarray, np.ndarray, ExecutionRecord],
+          plan: Callable[[np.ndarray], np.ndarray]) -> ExecutionRecord:
+    """Run one ``PlanExecutor.episode`` to its end, answering each plan request with ``plan(frame)``."""
+    try:
+        frame = next(episode)
+        while True:
+            frame = episode.send(plan(frame))
+    except StopIteration as end:
+        return end.value
 
 
 def _read_obs(obs: Any, like: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,7 @@ def measure_latency(policy: FrameGoalPolicy, threads: int, queries: int = 50, wa
         times = []
         for i in range(warmup + queries):
             t0 = time.perf_counter()
-            policy.predict_action(obs, goal, state)
+            policy.predict_action(obs, goal, state, **({"gap": 16} if policy.conditions_on_gap else {}))
             if i >= warmup:
                 times.append((time.perf_counter() - t0) * 1e3)
     finally:

@@ -5,6 +5,7 @@ One network for both (they differ only in the training-pair sampler, see config.
     obs, goal  uint8 (B, H, W, 3) -> stacked on channels (B, 6, H, W) in [-1, 1]
                -> conv encoder (stride-2 stages, GroupNorm, SiLU) -> pooled (B, C * p * p)
     state      (B, S) -> normalised -> MLP -> (B, E)
+    gap        (B,) steps to the goal -> log -> MLP -> (B, GAP_EMBED)   (condition_on_gap only)
     concat -> MLP head -> (B, c * A) normalised actions -> unnormalised, clipped to the bounds
 
 Early fusion (both frames in one stack) lets the first convolutions see the pixel difference
@@ -12,7 +13,7 @@ between the frames, which is what an inverse dynamics model needs; BridgeData/SO
 the goal on channels as well. GroupNorm, not BatchNorm: no train/eval difference.
 
 Interface (Diffusion Policy style): ``compute_loss(batch) -> (loss, metrics)`` (never steps an
-optimizer) and ``predict_action(obs_rgb, goal_rgb, state) -> (c, A)``.
+optimizer) and ``predict_action(obs_rgb, goal_rgb, state[, gap]) -> (c, A)``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from policies.data import EpisodeSource, read_lowdim
 from policies.normalizer import Normalizer
 
 STATE_CLAMP = 10.0  # normalised states are clamped to [-10, 10] (10 standard deviations)
+GAP_EMBED = 16  # width of the goal-distance embedding (condition_on_gap)
 
 
 class ConvEncoder(nn.Module):
@@ -106,6 +108,9 @@ class FrameGoalPolicy(nn.Module):
             e = config.state_embed_dim
             self.state_mlp = nn.Sequential(nn.Linear(s, e), nn.SiLU(), nn.Linear(e, e))
             feat += e
+        if config.condition_on_gap:
+            self.gap_mlp = nn.Sequential(nn.Linear(1, GAP_EMBED), nn.SiLU(), nn.Linear(GAP_EMBED, GAP_EMBED))
+            feat += GAP_EMBED
         h = config.hidden_dim
         self.head = nn.Sequential(nn.Linear(feat, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, c * a))
         # Start at the mean action (normalised 0): the first steps learn, rather than undo, a random offset.
@@ -138,14 +143,21 @@ class FrameGoalPolicy(nn.Module):
         x = torch.cat([obs, goal], dim=-1).permute(0, 3, 1, 2)
         return x.to(self.device, torch.float32) / 127.5 - 1.0
 
-    def forward(self, images: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
-        """images float (B, 6, H, W), raw state (B, S) -> normalised action chunk (B, c, A)."""
+    @property
+    def conditions_on_gap(self) -> bool:
+        """Whether ``predict_action`` needs ``gap`` (the executor passes it when so)."""
+        return self.config.condition_on_gap
+
+    def forward(self, images: torch.Tensor, state: torch.Tensor | None, gap: torch.Tensor | None = None) -> torch.Tensor:
+        """images float (B, 6, H, W), raw state (B, S), gap (B,) steps -> normalised action chunk (B, c, A)."""
         feats = [self.encoder(images)]
         if self.uses_state:
             # Clamped: a new task's state can sit far outside the training range (e.g. a goal
             # position that was constant in the data), and the MLP should see bounded inputs.
             s = self.state_normalizer.normalize(state.to(self.device, torch.float32)).clamp(-STATE_CLAMP, STATE_CLAMP)
             feats.append(self.state_mlp(s))
+        if self.config.condition_on_gap:
+            feats.append(self.gap_mlp(torch.log(gap.to(self.device, torch.float32).clamp(min=1.0))[:, None]))
         out = self.head(torch.cat(feats, dim=-1))
         return out.view(-1, self.config.chunk, self.config.action_dim)
 
@@ -154,9 +166,12 @@ class FrameGoalPolicy(nn.Module):
         """Masked L1/MSE on normalised actions. Does not step any optimizer.
 
         batch: obs_rgb, goal_rgb uint8 (B, H, W, 3); state float (B, S); action float (B, c, A);
-        optional action_is_pad bool (B, c) (padded steps are left out of the loss).
+        gap float (B,) (condition_on_gap); optional action_is_pad bool (B, c) (padded steps are
+        left out of the loss).
         """
-        for key in ("obs_rgb", "goal_rgb", "action") + (("state",) if self.uses_state else ()):
+        needed = ("obs_rgb", "goal_rgb", "action") + (("state",) if self.uses_state else ()) + \
+            (("gap",) if self.config.condition_on_gap else ())
+        for key in needed:
             if key not in batch:
                 raise KeyError(f"batch is missing {key!r}; it has {sorted(batch)}")
         self._check_frames(batch["obs_rgb"], "obs_rgb", batched=True)
@@ -164,7 +179,7 @@ class FrameGoalPolicy(nn.Module):
         images = self._images(batch["obs_rgb"], batch["goal_rgb"])
         if self.training:
             images = random_shift(images, self.config.random_shift)
-        pred = self(images, batch.get("state"))
+        pred = self(images, batch.get("state"), batch.get("gap"))
         action = batch["action"].to(self.device, torch.float32)
         if action.shape != pred.shape:
             raise ValueError(f"batch action has shape {tuple(action.shape)}, the policy predicts {tuple(pred.shape)}")
@@ -188,27 +203,32 @@ class FrameGoalPolicy(nn.Module):
     # --- inference ---------------------------------------------------------------------------------
     @torch.inference_mode()
     def predict_action_batch(
-        self, obs_rgb: np.ndarray, goal_rgb: np.ndarray, state: np.ndarray | None = None
+        self, obs_rgb: np.ndarray, goal_rgb: np.ndarray, state: np.ndarray | None = None,
+        gap: np.ndarray | None = None,
     ) -> np.ndarray:
-        """obs_rgb, goal_rgb uint8 (B, H, W, 3), state float32 (B, S) -> float32 (B, c, A), clipped."""
+        """obs_rgb, goal_rgb uint8 (B, H, W, 3), state float32 (B, S), gap (B,) steps to the goal
+        (condition_on_gap) -> float32 (B, c, A), clipped."""
         obs = self._check_frames(obs_rgb, "obs_rgb", batched=True)
         goal = self._check_frames(goal_rgb, "goal_rgb", batched=True)
         if obs.shape[0] != goal.shape[0]:
             raise ValueError(f"obs_rgb has {obs.shape[0]} frames, goal_rgb {goal.shape[0]}")
         st = self._check_state(state, obs.shape[0])
-        pred = self(self._images(torch.from_numpy(obs), torch.from_numpy(goal)), st)
+        gaps = self._check_gap(gap, obs.shape[0])
+        pred = self(self._images(torch.from_numpy(obs), torch.from_numpy(goal)), st, gaps)
         act = self.action_normalizer.unnormalize(pred)
         act = torch.maximum(torch.minimum(act, self.action_high), self.action_low)
         return act.cpu().numpy().astype(np.float32, copy=False)
 
-    def predict_action(self, obs_rgb: np.ndarray, goal_rgb: np.ndarray, state: np.ndarray | None = None) -> np.ndarray:
-        """obs_rgb, goal_rgb uint8 (H, W, 3), state float32 (S,) -> action chunk float32 (c, A), clipped."""
+    def predict_action(self, obs_rgb: np.ndarray, goal_rgb: np.ndarray, state: np.ndarray | None = None,
+                       gap: float | None = None) -> np.ndarray:
+        """obs_rgb, goal_rgb uint8 (H, W, 3), state float32 (S,), gap steps to the goal
+        (condition_on_gap) -> action chunk float32 (c, A), clipped."""
         obs = self._check_frames(obs_rgb, "obs_rgb", batched=False)
         goal = self._check_frames(goal_rgb, "goal_rgb", batched=False)
         st = None if state is None else np.asarray(state)[None]
         if st is not None and st.ndim != 2:
             raise ValueError(f"state must have shape (S,) = ({self.config.state_dim},), got {np.shape(state)}")
-        return self.predict_action_batch(obs[None], goal[None], st)[0]
+        return self.predict_action_batch(obs[None], goal[None], st, None if gap is None else np.array([gap]))[0]
 
     # --- input checks: clear errors instead of silent garbage ---------------------------------------
     def _check_frames(self, x: Any, name: str, batched: bool) -> Any:
@@ -222,6 +242,17 @@ class FrameGoalPolicy(nn.Module):
         if tuple(x.shape[-3:]) != (size, size, 3) or x.ndim != (4 if batched else 3):
             raise ValueError(f"{name} must be uint8 {want}, got shape {tuple(x.shape)}")
         return x if isinstance(x, torch.Tensor) else np.ascontiguousarray(x)
+
+    def _check_gap(self, gap: np.ndarray | None, batch: int) -> torch.Tensor | None:
+        if not self.config.condition_on_gap:
+            return None
+        if gap is None:
+            raise ValueError("this policy is conditioned on the goal's distance: pass gap, the steps to the goal "
+                             f"(its training gaps were {self.config.min_gap}..{self.config.max_gap})")
+        g = np.asarray(gap, dtype=np.float32).reshape(-1)
+        if g.shape != (batch,) or not (np.isfinite(g).all() and (g >= 1).all()):
+            raise ValueError(f"gap must be {batch} finite step count(s) >= 1, got {gap!r}")
+        return torch.from_numpy(g)
 
     def _check_state(self, state: np.ndarray | None, batch: int) -> torch.Tensor | None:
         if not self.uses_state:

@@ -213,6 +213,10 @@ def test_bad_inputs_give_clear_errors(tiny_policy, tmp_path):
         evaluate(eval_cfg(f"policy_ckpt={tiny_policy}", f"planner={planner_dir}"))
     with pytest.raises(ValueError, match="is a 'policies.checkpoint' checkpoint, not a planner"):
         evaluate(eval_cfg(f"policy_ckpt={tiny_policy}", f"planner={tiny_policy}"))
+    with pytest.raises(ValueError, match="plan_sampler must be one of ddim, dpm_solver"):
+        evaluate(eval_cfg(f"policy_ckpt={tiny_policy}", "plan_sampler=euler"))
+    with pytest.raises(ValueError, match="preset.plan_batch must be an integer >= 1"):
+        evaluate(eval_cfg(f"policy_ckpt={tiny_policy}", "preset.plan_batch=0"))
 
 
 def test_seeds_overlapping_the_training_store_are_refused(tmp_path):

@@ -333,3 +333,80 @@ def test_cpu_tiny_inference_latency():
         r = measure_latency(random_policy(kind, "cpu_tiny"), threads=1, queries=20, warmup=3)
         print(f"{kind} cpu_tiny threads=1: {r['ms_per_query']:.2f} ms/query, {r['ms_per_action']:.2f} ms/action")
         assert r["ms_per_query"] < 20, r
+
+
+# --- the goal's distance as an input (condition_on_gap) ---------------------------------------------
+def two_speed_episodes(n: int, seed: int = 0) -> list[dict]:
+    """Point-mass episodes, each at one speed: full (factor 1) or slow (0.4), as the expert's demos
+    beside a policy's own slower rollouts."""
+    from policies.testing import PointMassEnv, expert_action
+
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for i in range(n):
+        factor = 1.0 if i % 2 == 0 else 0.4
+        env = PointMassEnv(size=SIZE, max_episode_steps=30)
+        obs, _ = env.reset(seed=int(rng.integers(1 << 31)))
+        rgb, state, action = [obs["rgb"]], [obs["state"]], []
+        for _ in range(30):
+            a = expert_action(env.pos, env.goal) * factor
+            obs, _, _, truncated, info = env.step(a)
+            rgb.append(obs["rgb"]), state.append(obs["state"]), action.append(a)
+            if info["success"] or truncated:
+                break
+        action.append(np.zeros(2, np.float32))
+        episodes.append(dict(rgb=np.stack(rgb), action=np.stack(action), state=np.stack(state),
+                             success=np.zeros(len(rgb), bool), meta=dict(task="point", seed=i, factor=factor)))
+    return episodes
+
+
+def test_the_goal_distance_input_tells_slow_from_fast_data():
+    """Trained on fast and slow episodes alike, an IDM that is told the goal's distance recovers
+    each episode's speed from the motion; one that is not can only guess a speed in between."""
+    source = InMemoryEpisodeSource(two_speed_episodes(32))
+    held_out = two_speed_episodes(16, seed=1)
+    errors = {}
+    for conditioned in (False, True):
+        torch.manual_seed(0)
+        config = IDMConfig(chunk=2, min_gap=2, max_gap=8, use_state=False, condition_on_gap=conditioned, **TINY)
+        policy = FrameGoalPolicy.from_source(config, source, range(len(source)))
+        ds = FrameGoalDataset.from_config(source, range(len(source)), policy.config)
+        loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+        opt = torch.optim.Adam(policy.parameters(), lr=3e-3)
+        for step, batch in zip(range(250), (b for _ in range(100) for b in loader)):
+            loss, _ = policy.compute_loss(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        # Speed of the first action on (t, t + g) pairs of new episodes: |a| against the truth.
+        misses = []
+        for ep in held_out:
+            for g in (2, 4, 6):
+                chunk = policy.predict_action(ep["rgb"][1], ep["rgb"][1 + g], **({"gap": g} if conditioned else {}))
+                misses.append(abs(np.abs(chunk[0]).mean() - np.abs(ep["action"][1]).mean()))
+        errors[conditioned] = float(np.mean(misses))
+    assert errors[True] < 0.5 * errors[False], errors
+
+
+def test_a_gap_conditioned_policy_needs_the_gap_and_the_executor_gives_steps_left(source):
+    from policies import ExecutorConfig, PlanExecutor
+    from policies.testing import PointMassEnv, PointMassPlanner
+
+    policy = FrameGoalPolicy.from_source(IDMConfig(chunk=3, min_gap=2, max_gap=8, condition_on_gap=True, **TINY),
+                                         source, [0, 1])
+    ep = source.episodes[0]
+    with pytest.raises(ValueError, match="conditioned on the goal's distance: pass gap"):
+        policy.predict_action(ep["rgb"][0], ep["rgb"][3], ep["state"][0])
+    with pytest.raises(ValueError, match="gap must be 1 finite step count"):
+        policy.predict_action(ep["rgb"][0], ep["rgb"][3], ep["state"][0], gap=0)
+    with pytest.raises(KeyError, match="gap"):
+        batch = FrameGoalDataset.from_config(source, [0], policy.config)[0]
+        policy.compute_loss({k: v[None] for k, v in batch.items() if k != "gap"})
+
+    gaps = []
+    original = policy.predict_action
+    policy.predict_action = lambda *args, gap: gaps.append(gap) or original(*args, gap=gap)
+    env = PointMassEnv(size=SIZE)
+    cfg = ExecutorConfig(max_steps=20, steps_per_subgoal=5, replan_every=None, stall_window=None)
+    PlanExecutor(policy, PointMassPlanner(env, k=8), cfg).run(env, "go", seed=0)
+    assert gaps[:4] == [5, 2, 5, 2]  # a chunk of 3 at 5 steps a sub-goal: queried with 5 and 2 steps left

@@ -21,6 +21,7 @@ from typing import Any
 TEXT_ENCODERS = ("minilm", "learned")
 PREDICTION_TYPES = ("v_prediction", "epsilon", "sample")
 SPACES = ("pixel", "latent")
+SAMPLERS = ("ddim", "dpm_solver")
 
 
 @dataclass
@@ -49,12 +50,13 @@ class VideoModelConfig:
     text_drop_prob: float = 0.1  # training: chance to drop the instruction (enables guidance)
     guidance_scale: float = 1.0  # sampling: classifier-free guidance; 1.0 = off (one UNet pass)
 
-    # --- diffusion (diffusers DDPMScheduler to train, DDIMScheduler to sample) -----------------
+    # --- diffusion (diffusers DDPMScheduler to train; DDIM or DPM-Solver++ to sample) ----------
     num_train_timesteps: int = 1000  # DDPM steps
     beta_schedule: str = "squaredcos_cap_v2"  # cosine schedule, as AVDC
     prediction_type: str = "v_prediction"  # what the UNet predicts: v_prediction | epsilon | sample
     first_frame_residual: bool = False  # sample (x0) prediction only: predict x0 - first frame
-    sample_steps: int = 10  # DDIM steps at sampling (10 for CPU; 50 on a GPU)
+    sampler: str = "ddim"  # ddim: DDIMScheduler (eta 0); dpm_solver: DPMSolverMultistepScheduler (2nd-order DPM-Solver++)
+    sample_steps: int = 10  # sampler steps (10 for CPU; 50 on a GPU)
     ema_decay: float = 0.995  # EMA decay ceiling (diffusers EMAModel)
     ema_warmup: bool = True  # EMA decay ramps up from 0 (short runs still get a useful EMA)
 
@@ -76,6 +78,8 @@ class VideoModelConfig:
             bad("text_encoder='learned' needs the instruction vocabulary in `instructions`")
         if self.prediction_type not in PREDICTION_TYPES:
             bad(f"prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}")
+        if self.sampler not in SAMPLERS:
+            bad(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.space not in SPACES:
             bad(f"space must be one of {SPACES}, got {self.space!r}")
         if self.space == "latent" and not self.vae_path:

@@ -3,8 +3,8 @@
 Shapes: B batch, K future frames, H x W pixels, C channels of the diffused tensor
 (3 in pixel space, the VAE's latent channels in latent space), h x w its spatial size.
 
-Training (DDPMScheduler, cosine betas, v-prediction by default) and sampling (DDIMScheduler,
-few "trailing" steps) both reach frames only through `encode_frames` / `decode_frames`, which
+Training (DDPMScheduler, cosine betas, v-prediction by default) and sampling (DDIMScheduler or
+DPMSolverMultistepScheduler, cfg.sampler, few "trailing" steps) both reach frames only through `encode_frames` / `decode_frames`, which
 call `preprocess` / `postprocess`: a train/sample preprocessing mismatch is impossible by
 construction (AVDC's tracker shows broken plans from exactly that).
 """
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from torch import nn
 
 from video_models.config import VideoModelConfig
@@ -100,8 +100,7 @@ class VideoDiffusion(nn.Module):
             prediction_type=cfg.prediction_type,
             clip_sample=cfg.space == "pixel",  # pixels live in [-1, 1]; latents do not
         )
-        # Trailing spacing starts sampling at the last (pure-noise) timestep: better with few steps.
-        self.sample_scheduler = DDIMScheduler.from_config(self.noise_scheduler.config, timestep_spacing="trailing")
+        self.sample_scheduler = make_sample_scheduler(cfg.sampler, self.noise_scheduler.config)
 
     @property
     def vae(self) -> nn.Module | None:
@@ -198,8 +197,13 @@ class VideoDiffusion(nn.Module):
     # --- sampling -----------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, first_frame: torch.Tensor | np.ndarray, instructions: list[str], num_steps: int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """DDIM sampling: uint8 (B, H, W, 3) first frames -> uint8 (B, K, H, W, 3) plans (CPU)."""
+               generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
+        """Sampling (cfg.sampler): uint8 (B, H, W, 3) first frames -> uint8 (B, K, H, W, 3) plans (CPU).
+
+        ``generator``: one for the batch, or a list of B (one per sample, as diffusers pipelines take
+        them): then sample b's noise comes from generator b alone, whatever else is in the batch.
+        Both samplers are deterministic after the initial noise (DDIM at eta 0, DPM-Solver++).
+        """
         first_frame = torch.as_tensor(first_frame)
         if first_frame.ndim != 4:
             raise ValueError(f"first_frame must be uint8 (B, H, W, 3), got {tuple(first_frame.shape)}")
@@ -214,8 +218,21 @@ class VideoDiffusion(nn.Module):
             x = randn(shape, generator, self.device) * scheduler.init_noise_sigma
             for t in scheduler.timesteps:
                 out = self.model_output(scheduler.scale_model_input(x, t), t, first, text)
-                x = scheduler.step(out, t, x, eta=0.0, generator=generator).prev_sample
+                x = scheduler.step(out, t, x, generator=generator).prev_sample
             return self.decode_frames(x)
+
+
+def make_sample_scheduler(sampler: str, train_config: Any) -> DDIMScheduler | DPMSolverMultistepScheduler:
+    """The sampling scheduler on the training schedule. Trailing spacing starts at the last
+    (pure-noise) timestep: better with few steps."""
+    if sampler == "ddim":
+        return DDIMScheduler.from_config(train_config, timestep_spacing="trailing")
+    if sampler == "dpm_solver":
+        # DPM-Solver++ has no clip_sample; thresholding at sample_max_value 1 clips x0 to [-1, 1] alike.
+        return DPMSolverMultistepScheduler.from_config(train_config, timestep_spacing="trailing",
+                                                       thresholding=bool(train_config.clip_sample),
+                                                       sample_max_value=1.0)
+    raise ValueError(f"unknown sampler {sampler!r}")
 
 
 @contextmanager
@@ -229,7 +246,16 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
         module.train(was_training)
 
 
-def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """Gaussian noise drawn on the generator's device, so a seed gives the same noise on any device."""
+def randn(shape: tuple[int, ...], generator: torch.Generator | list[torch.Generator] | None,
+          device: torch.device) -> torch.Tensor:
+    """Gaussian noise drawn on the generator's device, so a seed gives the same noise on any device.
+
+    A list of generators: row b of the batch (shape[0]) from generator b, the same noise as that
+    generator alone gives a batch of one.
+    """
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.stack([randn(shape[1:], g, device) for g in generator])
     src = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=src).to(device)

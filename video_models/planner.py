@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,8 @@ class Planner:
     Training loop contract: optimise `planner.parameters()` on `planner.compute_loss(batch)`,
     then call `planner.ema_step()` after each optimizer step.
     """
+
+    per_sample_seeds = True  # plan_batch takes one seed per plan (rollouts batch the plans of many episodes)
 
     def __init__(self, model: VideoDiffusion | VideoModelConfig) -> None:
         self.model = model if isinstance(model, VideoDiffusion) else VideoDiffusion(model)
@@ -83,13 +85,25 @@ class Planner:
             self.ema.restore(params)
 
     # --- planning -----------------------------------------------------------------------------
+    def set_sampler(self, sampler: str) -> None:
+        """Sample with another scheduler from now on (a VideoModelConfig.sampler name)."""
+        from video_models.diffusion import make_sample_scheduler
+
+        self.model.sample_scheduler = make_sample_scheduler(sampler, self.model.noise_scheduler.config)
+        self.config.sampler = sampler
+
     def plan_batch(self, instructions: list[str], first_frames: np.ndarray | torch.Tensor,
-                   num_steps: int | None = None, seed: int | None = None) -> np.ndarray:
+                   num_steps: int | None = None, seed: int | Sequence[int] | None = None) -> np.ndarray:
         """uint8 (B, H, W, 3) first frames + B instructions -> uint8 (B, K, H, W, 3) plans.
 
         The same seed gives the same plans (noise is drawn on the CPU, whatever the device).
+        ``seed``: one for the batch, or B (one per plan): plan b is then the plan ``plan`` gives
+        with seed[b], up to float rounding in batched kernels.
         """
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        if isinstance(seed, Sequence):
+            generator = [torch.Generator().manual_seed(int(s)) for s in seed]
+        else:
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
         with self.ema_weights() as model:
             return model.sample(first_frames, list(instructions), num_steps, generator).numpy()
 

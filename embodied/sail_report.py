@@ -10,7 +10,7 @@ One run's ``report/``:
     success.png   the curve; videos/ the first and latest evaluations' MP4s
 
 ``embodied-sail-summary DIR`` reads every ``report/sail.json`` under DIR (a multirun dir), groups
-the runs by config apart from ``seed`` and writes DIR/summary.md|json: per group, mean and std
+the runs by config apart from ``seed`` and writes DIR/summary.md|json|png: per group, mean and std
 over loop seeds per iteration, per task and pooled, with the pooled paired test against iteration
 0; and, where a loop and its control (``self_training=false``) ran on the same loop seeds, the two
 side by side with the paired test of loop against control.
@@ -283,6 +283,8 @@ def summarize(root: str | Path) -> dict[str, Any]:
                           f"{len(rose)} of {len(runs)} loop seeds ({rose})."]
         lines.append("")
     lines += _loop_vs_control(summary["groups"])
+    plot_groups(summary["groups"], root / "summary.png", f"SAIL over loop seeds: {root.name}")
+    lines += ["![pooled success per iteration](summary.png)", ""]
     for group in summary["groups"]:
         group.pop("_key")
         group.pop("_runs")
@@ -291,6 +293,35 @@ def summarize(root: str | Path) -> dict[str, Any]:
     (root / "summary.json").write_text(json.dumps(summary, indent=1))
     summary["markdown"] = text
     return summary
+
+
+def plot_groups(groups: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Pooled success per iteration of each group (every loop seed's episodes together), 95 %
+    Wilson intervals: the loop beside its control."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for n, group in enumerate(groups):
+        its = [row["iteration"] for row in group["rows"]]
+        rates = [success_rate(sum(o), len(o)) for o in
+                 (_pooled_outcomes(group["_runs"], it, group["tasks"]) for it in its)]
+        shift = 0.04 * (n - (len(groups) - 1) / 2)  # side by side where intervals overlap
+        ax.errorbar([it + shift for it in its], [r.value for r in rates],
+                    yerr=[[r.value - r.low for r in rates], [r.high - r.value for r in rates]], marker="o",
+                    capsize=4, linewidth=2 if group["self_training"] else 1.2,
+                    linestyle="-" if group["self_training"] else "--",
+                    label=f"{group['label']} ({len(group['loop_seeds'])} loop seeds)")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("SAIL iteration (rounds of fine-tuning)")
+    ax.set_ylabel("pooled success on the measured seeds")
+    ax.set_title(title, fontsize=8)
+    ax.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _rate_of(report: dict[str, Any], it: int, task: str | None = None) -> float:

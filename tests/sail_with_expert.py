@@ -19,18 +19,20 @@ import sys
 
 import embodied.rollouts as rollouts
 
-_real_run_job = rollouts._run_job
+_real_run_unit = rollouts._run_unit
 
 
-def _run_job(job, settings, cache=None):
-    if job.method.startswith("sail_"):  # a self-collection rollout (evaluation jobs are left alone)
-        job = dataclasses.replace(job, planner=rollouts.ORACLE, policy=rollouts.EXPERT)
-    return _real_run_job(job, settings, cache)
+def _run_unit(item, cache=None):
+    jobs, settings = item
+    # Self-collection rollouts (evaluation jobs are left alone) are executed by the expert.
+    jobs = [dataclasses.replace(job, planner=rollouts.ORACLE, policy=rollouts.EXPERT) if job.method.startswith("sail_")
+            else job for job in jobs]
+    return _real_run_unit((jobs, settings), cache)
 
 
 def install(kill_at_plan_append: bool = False) -> None:
     """Patch the in-process rollout runner (the loop must run with workers=0)."""
-    rollouts._run_job = _run_job
+    rollouts._run_unit = _run_unit
     if kill_at_plan_append:
         from embodied.store import EpisodeStore
 

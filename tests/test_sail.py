@@ -51,7 +51,7 @@ def expert_rollouts(monkeypatch):
     """Self-collection rollouts executed by the scripted expert (see tests/sail_with_expert.py)."""
     import embodied.rollouts
 
-    monkeypatch.setattr(embodied.rollouts, "_run_job", sail_with_expert._run_job)
+    monkeypatch.setattr(embodied.rollouts, "_run_unit", sail_with_expert._run_unit)
 
 
 def _rows(run: Path, it: int) -> list[dict]:
@@ -233,6 +233,8 @@ def test_refuses_another_config_and_bad_seed_ranges(tmp_path):
         (["rollouts_per_task=5000"], r"seeds.self_collection \(iterations x rollouts_per_task x target tasks\): 10000 seeds from 1000 do not fit"),
         (["measure_on=train"], "measure_on must be test | validation"),
         (["pretrain_video.seed=1"], "every training seed derives from the loop's seed"),
+        (["plan_sampler=euler"], "plan_sampler must be one of ddim, dpm_solver or null"),
+        (["preset.plan_batch=0"], "preset.plan_batch must be an integer >= 1"),
     ]:
         with pytest.raises(ValueError, match=message):
             run_sail(_cfg(*overrides), tmp_path / "bad")
@@ -510,6 +512,9 @@ def test_a_prior_composes_every_plan_and_a_bad_one_is_refused_up_front(tmp_path,
     prior_dir = Planner(cfg.video_model).save(tmp_path / "prior")  # a second (random) planner: the prior
     with pytest.raises(FileNotFoundError, match="prior"):
         run_sail(_cfg("prior=planner", f"prior.path={tmp_path / 'missing'}"), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="a composed planner samples with its own DDIM steps"):
+        run_sail(_cfg("prior=planner", f"prior.path={prior_dir}", "plan_sampler=ddim"), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
     run = tmp_path / "run"
     run_sail(_cfg("prior=planner", f"prior.path={prior_dir}", "iterations=1", "upper_bounds=false", "finetune=planner"),

@@ -46,6 +46,9 @@ def test_summary_over_loop_seeds_and_against_the_control(tmp_path, capsys):
     assert "Loop against its control" in text and "+3 / -1, p = 0.625" in text
     assert "above iteration 0 in 1 of 2 loop seeds ([0])" in text
     assert json.loads((tmp_path / "summary.json").read_text())["groups"][0]["loop_seeds"] == [0, 1]
+    from PIL import Image
+
+    assert "](summary.png)" in text and Image.open(tmp_path / "summary.png").size[0] > 300
     summary_main([str(tmp_path)])
     out = capsys.readouterr().out
     assert "Mean ± std over loop seeds" in out and f"Written: {tmp_path / 'summary.md'}" in out

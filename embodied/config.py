@@ -39,6 +39,11 @@ class PresetConfig:
     plan_batch: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.plan_batch, bool) or not isinstance(self.plan_batch, int) or self.plan_batch < 1:
+            raise ValueError(f"preset.plan_batch must be an integer >= 1 (episodes a rollout worker plans together; "
+                             f"1: one at a time), got {self.plan_batch!r}")
+
 
 @dataclass
 class SeedRange:

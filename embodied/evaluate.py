@@ -36,7 +36,6 @@ from embodied.rollouts import (
     PlanJob,
     PlanResult,
     RolloutSettings,
-    check_plan_batch,
     check_spec,
     rollout_plan_many,
 )
@@ -73,6 +72,13 @@ class EvalConfig:
     video_fps: int = 20  # frames per second of the MP4s
     upper_bounds: bool = True  # also run the expert and oracle planner + policy on the same seeds
     progress: bool = True  # tqdm progress bar
+
+    def __post_init__(self) -> None:
+        if self.plan_sampler is not None and self.plan_sampler not in SAMPLERS:
+            raise ValueError(f"plan_sampler must be one of {', '.join(SAMPLERS)} or null (the checkpoint's), "
+                             f"got {self.plan_sampler!r}")
+        if self.plan_sample_steps is not None and self.plan_sample_steps < 1:
+            raise ValueError(f"plan_sample_steps must be >= 1 or null (the checkpoint's), got {self.plan_sample_steps}")
 
 
 ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
@@ -188,12 +194,6 @@ def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResul
         raise ValueError(f"episodes_per_task must be >= 1, got {cfg.episodes_per_task}")
     if cfg.videos < 0:
         raise ValueError(f"videos must be >= 0, got {cfg.videos}")
-    check_plan_batch(cfg.preset.plan_batch)
-    if cfg.plan_sampler is not None and cfg.plan_sampler not in SAMPLERS:
-        raise ValueError(f"plan_sampler must be one of {', '.join(SAMPLERS)} or null (the checkpoint's), "
-                         f"got {cfg.plan_sampler!r}")
-    if cfg.plan_sample_steps is not None and cfg.plan_sample_steps < 1:
-        raise ValueError(f"plan_sample_steps must be >= 1 or null (the checkpoint's), got {cfg.plan_sample_steps}")
     image_size, camera = check_image_size(cfg.image_size), check_camera(cfg.env.camera)
     planner_cfg = check_spec(cfg.planner, "planner", image_size)
     prior = prior_dict(cfg.prior, None if cfg.planner == ORACLE else cfg.planner, image_size)

@@ -89,6 +89,12 @@ class AblationConfig:
     # evaluation): exploration beyond what the models already do.
     rollout_action_noise_std: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.finetune_from not in ("previous", "pretrained"):
+            raise ValueError(f"ablation.finetune_from must be previous | pretrained, got {self.finetune_from!r}")
+        if self.rollout_action_noise_std < 0:
+            raise ValueError(f"ablation.rollout_action_noise_std must be >= 0, got {self.rollout_action_noise_std}")
+
 
 FINETUNE = ("both", "planner", "policy", "none")
 
@@ -160,6 +166,37 @@ class SailConfig:
     videos: int = 1  # MP4s per task in each evaluation
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        """ValueError with what was wrong and what is allowed, as the config is built."""
+        if self.explore_demos_per_task < 0 or self.explore_noise_std < 0:
+            raise ValueError(f"need explore_demos_per_task >= 0 and explore_noise_std >= 0, got "
+                             f"{self.explore_demos_per_task}, {self.explore_noise_std}")
+        if not 0 <= self.self_data_share < 1:
+            raise ValueError(f"self_data_share must be in [0, 1), got {self.self_data_share}")
+        if self.finetune not in FINETUNE:
+            raise ValueError(f"finetune must be one of {' | '.join(FINETUNE)} (what each round fine-tunes), "
+                             f"got {self.finetune!r}")
+        if self.plan_sampler is not None and self.plan_sampler not in SAMPLERS:
+            raise ValueError(f"plan_sampler must be one of {', '.join(SAMPLERS)} or null (the checkpoint's), "
+                             f"got {self.plan_sampler!r}")
+        if self.plan_sample_steps is not None and self.plan_sample_steps < 1:
+            raise ValueError(f"plan_sample_steps must be >= 1 or null (the checkpoint's), got {self.plan_sample_steps}")
+        if self.eval_episodes_per_task < 1 or self.rollouts_per_task < 1 or self.iterations < 0:
+            raise ValueError("need eval_episodes_per_task >= 1, rollouts_per_task >= 1 and iterations >= 0, got "
+                             f"{self.eval_episodes_per_task}, {self.rollouts_per_task}, {self.iterations}")
+        if self.measure_on not in MEASURE_ON:
+            raise ValueError(f"measure_on must be test | validation (the seed range every model is measured on), "
+                             f"got {self.measure_on!r}")
+        if self.budget_minutes is not None and not self.budget_minutes > 0:
+            raise ValueError(f"budget_minutes must be > 0 minutes or null (no budget), got {self.budget_minutes}")
+        for name in ("pretrain_video", "finetune_video", "pretrain_policy", "finetune_policy"):
+            if getattr(self, name).seed != 0:
+                raise ValueError(f"{name}.seed={getattr(self, name).seed}: in the SAIL loop every training seed derives "
+                                 f"from the loop's seed (set seed=... instead and leave {name}.seed at 0)")
+        if self.grader_training.train.seed != 0:
+            raise ValueError("grader_training.train.seed must stay 0: it derives from the loop's seed (set seed=...)")
+        self.seeds.check()
+
 
 ConfigStore.instance().store(name="sail_schema", node=SailConfig)
 
@@ -171,45 +208,13 @@ def derived_seed(seed: int, what: str) -> int:
 
 # --- checking a config before anything is written ---------------------------------------------------
 def check_config(cfg: SailConfig) -> None:
-    """ValueError with what was wrong and what is allowed; nothing is written before this passes."""
-    from embodied.rollouts import check_plan_batch
+    """What needs more than the config's own fields (task names, the prior's files, the seed ranges'
+    room for the run): ValueError with what was wrong and what is allowed. Nothing is written
+    before this passes; the fields themselves were checked when the config was built."""
     from sim.catalog import validate_task_names
 
     train_tasks = validate_task_names(list(cfg.task_set.tasks))
     targets = validate_task_names(list(cfg.target_set.tasks))
-    if cfg.explore_demos_per_task < 0 or cfg.explore_noise_std < 0:
-        raise ValueError(f"need explore_demos_per_task >= 0 and explore_noise_std >= 0, got "
-                         f"{cfg.explore_demos_per_task}, {cfg.explore_noise_std}")
-    if not 0 <= cfg.self_data_share < 1:
-        raise ValueError(f"self_data_share must be in [0, 1), got {cfg.self_data_share}")
-    if cfg.finetune not in FINETUNE:
-        raise ValueError(f"finetune must be one of {' | '.join(FINETUNE)} (what each round fine-tunes), "
-                         f"got {cfg.finetune!r}")
-    check_plan_batch(cfg.preset.plan_batch)
-    if cfg.plan_sampler is not None and cfg.plan_sampler not in SAMPLERS:
-        raise ValueError(f"plan_sampler must be one of {', '.join(SAMPLERS)} or null (the checkpoint's), "
-                         f"got {cfg.plan_sampler!r}")
-    if cfg.plan_sample_steps is not None and cfg.plan_sample_steps < 1:
-        raise ValueError(f"plan_sample_steps must be >= 1 or null (the checkpoint's), got {cfg.plan_sample_steps}")
-    if cfg.eval_episodes_per_task < 1 or cfg.rollouts_per_task < 1 or cfg.iterations < 0:
-        raise ValueError("need eval_episodes_per_task >= 1, rollouts_per_task >= 1 and iterations >= 0, got "
-                         f"{cfg.eval_episodes_per_task}, {cfg.rollouts_per_task}, {cfg.iterations}")
-    if cfg.ablation.finetune_from not in ("previous", "pretrained"):
-        raise ValueError(f"ablation.finetune_from must be previous | pretrained, got {cfg.ablation.finetune_from!r}")
-    if cfg.measure_on not in MEASURE_ON:
-        raise ValueError(f"measure_on must be test | validation (the seed range every model is measured on), "
-                         f"got {cfg.measure_on!r}")
-    if cfg.budget_minutes is not None and not cfg.budget_minutes > 0:
-        raise ValueError(f"budget_minutes must be > 0 minutes or null (no budget), got {cfg.budget_minutes}")
-    if cfg.ablation.rollout_action_noise_std < 0:
-        raise ValueError(f"ablation.rollout_action_noise_std must be >= 0, got {cfg.ablation.rollout_action_noise_std}")
-    for name in ("pretrain_video", "finetune_video", "pretrain_policy", "finetune_policy"):
-        if getattr(cfg, name).seed != 0:
-            raise ValueError(f"{name}.seed={getattr(cfg, name).seed}: in the SAIL loop every training seed derives "
-                             f"from the loop's seed (set seed=... instead and leave {name}.seed at 0)")
-    if cfg.grader_training.train.seed != 0:
-        raise ValueError("grader_training.train.seed must stay 0: it derives from the loop's seed (set seed=...)")
-    cfg.seeds.check()
     from embodied.evaluate import prior_dict
     from embodied.practice import proposer_name
 

@@ -40,9 +40,25 @@ class PresetConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if isinstance(self.plan_batch, bool) or not isinstance(self.plan_batch, int) or self.plan_batch < 1:
-            raise ValueError(f"preset.plan_batch must be an integer >= 1 (episodes a rollout worker plans together; "
-                             f"1: one at a time), got {self.plan_batch!r}")
+        check_plan_batch(self.plan_batch)
+
+
+def check_plan_batch(n: Any) -> int:
+    """``preset.plan_batch`` as an int >= 1, or ValueError saying what is allowed."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"preset.plan_batch must be an integer >= 1 (episodes a rollout worker plans together; "
+                         f"1: one at a time), got {n!r}")
+    return n
+
+
+def check_plan_sampling(sampler: str | None, steps: int | None) -> None:
+    """``plan_sampler`` / ``plan_sample_steps`` overrides (None: the planner checkpoint's own)."""
+    from video_models.config import SAMPLERS
+
+    if sampler is not None and sampler not in SAMPLERS:
+        raise ValueError(f"plan_sampler must be one of {', '.join(SAMPLERS)} or null (the checkpoint's), got {sampler!r}")
+    if steps is not None and steps < 1:
+        raise ValueError(f"plan_sample_steps must be >= 1 or null (the checkpoint's), got {steps}")
 
 
 @dataclass

@@ -27,7 +27,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, refuse_policy_override
+from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, check_plan_sampling, refuse_policy_override
 from embodied.report import TaskStats, write_eval_report
 from embodied.rollouts import (
     DEFAULT_ORACLE_FRAMES,
@@ -41,7 +41,6 @@ from embodied.rollouts import (
 )
 from policies.config import ExecutorConfig
 from sim.catalog import instruction_for, validate_task_names
-from video_models.config import SAMPLERS
 import video_models.prior  # noqa: F401  (registers the schema configs/prior/ extend)
 
 log = logging.getLogger(__name__)
@@ -74,11 +73,7 @@ class EvalConfig:
     progress: bool = True  # tqdm progress bar
 
     def __post_init__(self) -> None:
-        if self.plan_sampler is not None and self.plan_sampler not in SAMPLERS:
-            raise ValueError(f"plan_sampler must be one of {', '.join(SAMPLERS)} or null (the checkpoint's), "
-                             f"got {self.plan_sampler!r}")
-        if self.plan_sample_steps is not None and self.plan_sample_steps < 1:
-            raise ValueError(f"plan_sample_steps must be >= 1 or null (the checkpoint's), got {self.plan_sample_steps}")
+        check_plan_sampling(self.plan_sampler, self.plan_sample_steps)
 
 
 ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
@@ -163,9 +158,10 @@ def _row(result: PlanResult, video: str | None) -> dict[str, Any]:
     )
 
 
-def prior_dict(prior: Any, planner: Any, image_size: int) -> dict | None:
+def prior_dict(prior: Any, planner: Any, image_size: int, plan_sampler: str | None = None) -> dict | None:
     """The prior as RolloutSettings carries it, checked against the in-domain planner (a checkpoint
-    dir or a VideoModelConfig): one clear error before any rollout. None when there is no prior."""
+    dir or a VideoModelConfig) and the plan_sampler override (a composed planner has its own): one
+    clear error before any rollout. None when there is no prior."""
     from dataclasses import asdict
 
     from video_models.prior import check_prior, prior_config
@@ -176,6 +172,9 @@ def prior_dict(prior: Any, planner: Any, image_size: int) -> dict | None:
     if planner is None:
         raise ValueError(f"prior={prior.kind} composes a video planner's plans, but planner=oracle has none "
                          f"(give planner=<checkpoint dir>, or prior=none)")
+    if plan_sampler:
+        raise ValueError(f"plan_sampler={plan_sampler!r} with prior={prior.kind}: a composed planner samples "
+                         f"with its own DDIM steps (prior.sample_steps); leave plan_sampler null")
     return asdict(check_prior(prior, planner, image_size))
 
 
@@ -196,10 +195,7 @@ def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResul
         raise ValueError(f"videos must be >= 0, got {cfg.videos}")
     image_size, camera = check_image_size(cfg.image_size), check_camera(cfg.env.camera)
     planner_cfg = check_spec(cfg.planner, "planner", image_size)
-    prior = prior_dict(cfg.prior, None if cfg.planner == ORACLE else cfg.planner, image_size)
-    if prior and cfg.plan_sampler:
-        raise ValueError(f"plan_sampler={cfg.plan_sampler!r} with prior={prior['kind']}: a composed planner samples "
-                         f"with its own DDIM steps (prior.sample_steps); leave plan_sampler null")
+    prior = prior_dict(cfg.prior, None if cfg.planner == ORACLE else cfg.planner, image_size, cfg.plan_sampler)
     check_spec(cfg.policy_ckpt, "policy", image_size)
     if cfg.policy_ckpt == EXPERT and cfg.planner != ORACLE:
         log.warning("policy_ckpt=expert runs the scripted expert alone: planner=%s is not used", cfg.planner)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from embodied.config import check_plan_batch
 from policies.config import ExecutorConfig
 from sim.catalog import instruction_for, validate_task_names
 from sim.pool import WORKER_ENV, run_in_workers
@@ -306,8 +307,8 @@ class RolloutSettings:
     # The prior the plans are composed with (video_models.prior.ComposeConfig fields as a dict, so
     # it travels to spawn workers); None or kind "none": the in-domain planner alone.
     prior: dict | None = None
-    # Episodes a worker runs side by side (consecutive jobs, one env each), the plans they wait
-    # for sampled in one planner call; 1: one episode at a time.
+    # Episodes a worker runs side by side (one env each; ``plan_units`` picks them), the plans
+    # they wait for sampled in one planner call; 1: one episode at a time.
     plan_batch: int = 1
 
 
@@ -522,14 +523,6 @@ def _run_here(items: list) -> Iterator[list[PlanResult]]:
             yield _run_unit(item, cache)
     finally:
         _close_envs(cache)
-
-
-def check_plan_batch(n: Any) -> int:
-    """``preset.plan_batch`` as an int >= 1, or ValueError saying what is allowed."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"preset.plan_batch must be an integer >= 1 (episodes a rollout worker plans together; "
-                         f"1: one at a time), got {n!r}")
-    return n
 
 
 def _run_unit(item: tuple[list[PlanJob], RolloutSettings], cache: dict | None = None) -> list[PlanResult]:

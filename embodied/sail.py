@@ -45,12 +45,12 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig
+from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, check_plan_sampling
 from embodied.training import TrainConfig, write_atomic
 from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig  # (also registers the grader/ schemas)
 from embodied.vlm.registry import grader_config
 from policies.config import ExecutorConfig, PolicyConfig
-from video_models.config import SAMPLERS, VideoModelConfig
+from video_models.config import VideoModelConfig
 import video_models.prior  # noqa: F401  (registers the schema configs/prior/ extend)
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,14 @@ class AblationConfig:
     # Std of Gaussian noise on the executed actions of the self-collection rollouts (never of the
     # evaluation): exploration beyond what the models already do.
     rollout_action_noise_std: float = 0.0
+    # How self_data_share is spread over the kept episodes: per_task (split equally between the
+    # target tasks) or per_episode (every kept episode repeated alike: a task with few kept
+    # episodes gets a small share instead of having each of them repeated many times).
+    kept_share: str = "per_task"
 
     def __post_init__(self) -> None:
+        if self.kept_share not in ("per_task", "per_episode"):
+            raise ValueError(f"ablation.kept_share must be per_task | per_episode, got {self.kept_share!r}")
         if self.finetune_from not in ("previous", "pretrained"):
             raise ValueError(f"ablation.finetune_from must be previous | pretrained, got {self.finetune_from!r}")
         if self.rollout_action_noise_std < 0:
@@ -176,11 +182,7 @@ class SailConfig:
         if self.finetune not in FINETUNE:
             raise ValueError(f"finetune must be one of {' | '.join(FINETUNE)} (what each round fine-tunes), "
                              f"got {self.finetune!r}")
-        if self.plan_sampler is not None and self.plan_sampler not in SAMPLERS:
-            raise ValueError(f"plan_sampler must be one of {', '.join(SAMPLERS)} or null (the checkpoint's), "
-                             f"got {self.plan_sampler!r}")
-        if self.plan_sample_steps is not None and self.plan_sample_steps < 1:
-            raise ValueError(f"plan_sample_steps must be >= 1 or null (the checkpoint's), got {self.plan_sample_steps}")
+        check_plan_sampling(self.plan_sampler, self.plan_sample_steps)
         if self.eval_episodes_per_task < 1 or self.rollouts_per_task < 1 or self.iterations < 0:
             raise ValueError("need eval_episodes_per_task >= 1, rollouts_per_task >= 1 and iterations >= 0, got "
                              f"{self.eval_episodes_per_task}, {self.rollouts_per_task}, {self.iterations}")
@@ -219,10 +221,7 @@ def check_config(cfg: SailConfig) -> None:
     from embodied.practice import proposer_name
 
     proposer_name(cfg.proposer)
-    prior = prior_dict(cfg.prior, cfg.video_model, cfg.image_size)  # a missing or unreadable prior: refused up front
-    if prior and cfg.plan_sampler:
-        raise ValueError(f"plan_sampler={cfg.plan_sampler!r} with prior={prior['kind']}: a composed planner samples "
-                         f"with its own DDIM steps (prior.sample_steps); leave plan_sampler null")
+    prior_dict(cfg.prior, cfg.video_model, cfg.image_size, cfg.plan_sampler)  # a bad prior: refused up front
     r = cfg.rollouts_per_task
     cfg.seeds.demos.take(max(cfg.demos_per_task, cfg.target_demos_per_task), what="seeds.demos")
     cfg.seeds.exploration.take(cfg.explore_demos_per_task, what="seeds.exploration")
@@ -592,22 +591,22 @@ def _first_frames(cfg: SailConfig, iteration: int) -> dict[str, np.ndarray]:
     return frames
 
 
-def finetune_episodes(store, demos: list[int], kept: list[int], share: float) -> list[int]:
+def finetune_episodes(store, demos: list[int], kept: list[int], share: float, by_task: bool = True) -> list[int]:
     """Demos + kept episodes, the kept ones repeated so that they give ~``share`` of the steps,
     split equally between the tasks they come from: an easy task's many successes must not crowd
     out a hard task's few (measured, unbalanced: the task with fewer kept episodes lost what the
-    first round had taught it)."""
+    first round had taught it). ``by_task=False``: one pool, every kept episode repeated alike."""
     if not kept or share <= 0:
         return demos + kept
     demo_steps = sum(store.episode_length(i) for i in demos)
-    by_task: dict[str, list[int]] = {}
+    groups: dict[str, list[int]] = {}
     for i in kept:
-        by_task.setdefault(store.meta(i)["task"], []).append(i)
-    per_task = share / (1 - share) * max(demo_steps, 1) / len(by_task)
+        groups.setdefault(store.meta(i)["task"] if by_task else "", []).append(i)
+    per_group = share / (1 - share) * max(demo_steps, 1) / len(groups)
     mixed = list(demos)
-    for episodes in by_task.values():
+    for episodes in groups.values():
         steps = sum(store.episode_length(i) for i in episodes)
-        mixed += episodes * max(1, round(per_task / max(steps, 1)))
+        mixed += episodes * max(1, round(per_group / max(steps, 1)))
     return mixed
 
 
@@ -708,7 +707,8 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
             elif kind == "finetune_video":
                 with EpisodeStore(store) as s:  # the control (no self-training): the demos alone
                     kept = _loop_episodes(s, it, [KEPT]) if cfg.self_training else []
-                    episodes = finetune_episodes(s, demos, kept, cfg.self_data_share)
+                    episodes = finetune_episodes(s, demos, kept, cfg.self_data_share,
+                                                 by_task=cfg.ablation.kept_share == "per_task")
                     mix = data_mix(s, episodes, kept)
                 planner = _phase(state, name, train_planner, **common, out=out / "video", train=cfg.finetune_video,
                                  init_from=pretrained if restart else planner, episodes=episodes,

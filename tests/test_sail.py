@@ -291,6 +291,8 @@ def test_finetune_episodes_give_kept_ones_their_share(tmp_path):
         assert [store.meta(i)["task"] for i in more] == ["task-1"] * 3 + ["task-2"]
         mixed = Counter(finetune_episodes(store, demos, more, 0.5))
         assert mixed[more[0]] == mixed[more[1]] == mixed[more[2]] == 3 and mixed[more[3]] == 9  # 90 steps each
+        pooled = Counter(finetune_episodes(store, demos, more, 0.5, by_task=False))
+        assert len({pooled[i] for i in more}) == 1 and pooled[more[0]] == 4  # 180 steps over 4 alike
         assert finetune_episodes(store, demos, kept, 0.0) == demos + kept
         assert finetune_episodes(store, demos, [], 0.5) == demos
     with pytest.raises(ValueError, match="self_data_share"):

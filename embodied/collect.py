@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from embodied.errors import user_errors
 from embodied.config import EnvConfig, PresetConfig, TaskSetConfig
 from embodied.report import TaskStats, write_collect_report
 from embodied.store import EpisodeStore
@@ -110,6 +111,7 @@ def collect(cfg: CollectConfig, output_dir: str | Path | None = None) -> list[Ta
 
 
 @hydra.main(config_path="pkg://configs", config_name="collect", version_base="1.3")
+@user_errors("embodied-collect")
 def main(cfg) -> None:
     cfg_obj: CollectConfig = OmegaConf.to_object(cfg)
     stats = collect(cfg_obj, output_dir=HydraConfig.get().runtime.output_dir)

@@ -34,6 +34,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, OmegaConf
 
+from embodied.errors import user_errors
 from embodied.config import refuse_policy_override
 from embodied.robots import (
     EpisodeResult,
@@ -307,6 +308,7 @@ def _record(store, result: EpisodeResult, agent, grader, ask, cfg: DeployConfig,
 
 # --- the CLI ---------------------------------------------------------------------------------------------------
 @hydra.main(config_path="pkg://configs", config_name="deploy", version_base="1.3")
+@user_errors("embodied-deploy")
 def _app(cfg) -> None:
     result = deploy(OmegaConf.to_object(cfg), output_dir=HydraConfig.get().runtime.output_dir)
     for row in result.rows:

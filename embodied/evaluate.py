@@ -27,6 +27,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from embodied.errors import user_errors
 from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, check_plan_sampling, refuse_policy_override
 from embodied.report import TaskStats, write_eval_report
 from embodied.rollouts import (
@@ -257,6 +258,7 @@ def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResul
 
 
 @hydra.main(config_path="pkg://configs", config_name="eval", version_base="1.3")
+@user_errors("embodied-eval")
 def _app(cfg) -> None:
     cfg_obj: EvalConfig = OmegaConf.to_object(cfg)
     result = evaluate(cfg_obj, output_dir=HydraConfig.get().runtime.output_dir)

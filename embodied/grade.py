@@ -23,6 +23,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, OmegaConf
 
+from embodied.errors import user_errors
 from embodied.config import PresetConfig, TaskSetConfig
 from embodied.vlm import config as _vlm_config  # noqa: F401  (registers the grader/ schemas)
 from embodied.vlm.metrics import BinaryMetrics, confusion_table, metrics_table
@@ -122,6 +123,7 @@ def _trailing_frames(store, i: int, count: int | None):
 
 
 @hydra.main(config_path="pkg://configs", config_name="grade", version_base="1.3")
+@user_errors("embodied-grade")
 def main(cfg) -> None:
     cfg_obj: GradeConfig = OmegaConf.to_object(cfg)
     report = grade_store(cfg_obj, HydraConfig.get().runtime.output_dir)

@@ -45,6 +45,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from embodied.errors import user_errors
 from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, check_plan_sampling
 from embodied.training import TrainConfig, write_atomic
 from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig  # (also registers the grader/ schemas)
@@ -752,6 +753,7 @@ def config_fingerprint(record: dict[str, Any]) -> str:
 
 
 @hydra.main(config_path="pkg://configs", config_name="sail", version_base="1.3")
+@user_errors("embodied-sail")
 def main(cfg) -> None:
     cfg_obj: SailConfig = OmegaConf.to_object(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)

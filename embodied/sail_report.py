@@ -22,11 +22,11 @@ import argparse
 import json
 import shutil
 import statistics
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from embodied.errors import user_errors
 from embodied.stats import paired, success_rate
 
 POOLED = "pooled"
@@ -355,15 +355,13 @@ def _loop_vs_control(groups: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+@user_errors("embodied-sail-summary")
 def summary_main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="embodied-sail-summary", description=__doc__.split("\n\n")[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dir", help="a multirun dir (or any dir) holding SAIL run dirs")
     args = parser.parse_args(argv)
-    try:
-        summary = summarize(args.dir)
-    except FileNotFoundError as exc:
-        sys.exit(f"embodied-sail-summary: {exc}")
+    summary = summarize(args.dir)
     print(summary["markdown"])
     print(f"Written: {Path(args.dir) / 'summary.md'}, {Path(args.dir) / 'summary.json'}")
 

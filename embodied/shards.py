@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from embodied.errors import user_errors
 from embodied.store import EpisodeStore
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ def _batches(shard: EpisodeStore, indices: list[int], max_episodes: int, max_ste
         yield batch
 
 
+@user_errors("python -m embodied.shards")
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 

@@ -21,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from embodied.errors import user_errors
 from embodied.config import PresetConfig, TaskSetConfig
 from embodied.training import TrainConfig, TrainResult, Trainable, fit, latest_checkpoint, seed_model_init
 from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig
@@ -92,6 +93,7 @@ def train_grader(cfg: TrainGraderConfig, run_dir: str | Path, episodes: list[int
 
 
 @hydra.main(config_path="pkg://configs", config_name="train_grader", version_base="1.3")
+@user_errors("embodied-train-grader")
 def main(cfg) -> None:
     cfg_obj: TrainGraderConfig = OmegaConf.to_object(cfg)
     out = Path(HydraConfig.get().runtime.output_dir)

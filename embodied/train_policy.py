@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from embodied.errors import user_errors
 from embodied.config import EnvConfig, PresetConfig, TaskSetConfig
 from embodied.training import TrainConfig, TrainResult, Trainable, fit, latest_checkpoint, seed_model_init
 from policies.config import PolicyConfig
@@ -84,6 +85,7 @@ def train_policy(cfg: TrainPolicyConfig, run_dir: str | Path, episodes: list[int
 
 
 @hydra.main(config_path="pkg://configs", config_name="train_policy", version_base="1.3")
+@user_errors("embodied-train-policy")
 def main(cfg) -> None:
     cfg_obj: TrainPolicyConfig = OmegaConf.to_object(cfg)
     out = Path(HydraConfig.get().runtime.output_dir)

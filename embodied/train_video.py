@@ -22,6 +22,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from embodied.errors import user_errors
 from embodied.config import EnvConfig, PresetConfig, TaskSetConfig
 from embodied.training import TrainConfig, TrainResult, fit, latest_checkpoint, seed_model_init
 from sim.catalog import validate_task_names
@@ -134,6 +135,7 @@ def train_video(cfg: TrainVideoConfig, run_dir: str | Path, episodes: list[int] 
 
 
 @hydra.main(config_path="pkg://configs", config_name="train_video", version_base="1.3")
+@user_errors("embodied-train-video")
 def main(cfg) -> None:
     cfg_obj: TrainVideoConfig = OmegaConf.to_object(cfg)
     out = Path(HydraConfig.get().runtime.output_dir)

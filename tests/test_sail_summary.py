@@ -52,5 +52,6 @@ def test_summary_over_loop_seeds_and_against_the_control(tmp_path, capsys):
     summary_main([str(tmp_path)])
     out = capsys.readouterr().out
     assert "Mean ± std over loop seeds" in out and f"Written: {tmp_path / 'summary.md'}" in out
-    with pytest.raises(SystemExit, match="no SAIL run under"):
+    with pytest.raises(SystemExit) as exit_info:
         summary_main([str(tmp_path / "empty")])
+    assert exit_info.value.code == 2 and "embodied-sail-summary: no SAIL run under" in capsys.readouterr().err

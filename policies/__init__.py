@@ -29,7 +29,7 @@ _EXPORTS = {
     "Normalizer": "policies.normalizer",
     "FrameGoalDataset": "policies.datasets",
     "FrameGoalPolicy": "policies.modeling",
-    "load_policy": "policies.checkpoint",
+    "load_policy": "policies.modeling",
     "CheckpointError": "policies.checkpoint",
     "PlanExecutor": "policies.executor",
     "ExecutionRecord": "policies.executor",

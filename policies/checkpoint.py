@@ -76,29 +76,16 @@ def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def load_policy(path: str | Path, device: str = "cpu"):
-    """Rebuild the policy saved in directory ``path`` (its class from config.json's "type")."""
+def read_weights(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """config.json (checked) and the weights of checkpoint directory ``path``; rebuilding the
+    policy from them is ``policies.modeling.load_policy``'s (this module knows the format only)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-
-    from policies.config import PolicyConfig
-    from policies.modeling import POLICY_CLASSES
-    from policies.normalizer import Normalizer
 
     path = Path(path)
     doc = read_checkpoint_config(path)
     try:
-        config = PolicyConfig.from_dict(doc["config"])
-        norms = {k: Normalizer.from_dict(doc["normalizers"][k]) for k in ("state", "action")}
-        policy = POLICY_CLASSES[config.type](config, norms["state"], norms["action"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path / CONFIG}: cannot rebuild the policy ({type(e).__name__}: {e})") from e
-    try:
         weights = load_file(str(path / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path / WEIGHTS} is not a readable safetensors file ({e})") from e
-    try:
-        policy.load_state_dict(weights, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path / WEIGHTS} does not match config.json ({e})") from e
-    return policy.to(device).eval()
+    return doc, weights

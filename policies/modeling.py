@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from policies.checkpoint import CONFIG, WEIGHTS, CheckpointError, read_weights, save_policy
 from policies.config import CONFIG_TYPES, PolicyConfig
 from policies.data import EpisodeSource, read_lowdim
 from policies.normalizer import Normalizer
@@ -270,10 +271,25 @@ class FrameGoalPolicy(nn.Module):
     # --- checkpoints -------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write ``model.safetensors`` + ``config.json`` into directory ``path`` (see checkpoint.py)."""
-        from policies.checkpoint import save_policy
-
         return save_policy(self, path)
 
 
 # The "type" in config.json -> the class that rebuilds it (both types share the network today).
 POLICY_CLASSES: dict[str, type[FrameGoalPolicy]] = {kind: FrameGoalPolicy for kind in CONFIG_TYPES}
+
+
+def load_policy(path: str | Path, device: str = "cpu") -> FrameGoalPolicy:
+    """Rebuild the policy saved in directory ``path`` (its class from config.json's "type")."""
+    path = Path(path)
+    doc, weights = read_weights(path)
+    try:
+        config = PolicyConfig.from_dict(doc["config"])
+        norms = {k: Normalizer.from_dict(doc["normalizers"][k]) for k in ("state", "action")}
+        policy = POLICY_CLASSES[config.type](config, norms["state"], norms["action"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path / CONFIG}: cannot rebuild the policy ({type(e).__name__}: {e})") from e
+    try:
+        policy.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path / WEIGHTS} does not match config.json ({e})") from e
+    return policy.to(device).eval()

@@ -410,3 +410,12 @@ def test_a_gap_conditioned_policy_needs_the_gap_and_the_executor_gives_steps_lef
     cfg = ExecutorConfig(max_steps=20, steps_per_subgoal=5, replan_every=None, stall_window=None)
     PlanExecutor(policy, PointMassPlanner(env, k=8), cfg).run(env, "go", seed=0)
     assert gaps[:4] == [5, 2, 5, 2]  # a chunk of 3 at 5 steps a sub-goal: queried with 5 and 2 steps left
+
+
+def test_the_checkpoint_format_does_not_import_the_models():
+    """policies.checkpoint knows the file format; policies.modeling builds policies from it (no cycle)."""
+    import subprocess
+    import sys
+
+    code = "import sys, policies.checkpoint; assert 'policies.modeling' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

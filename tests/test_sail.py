@@ -144,7 +144,7 @@ def _store_files(store: Path) -> dict[str, bytes]:
     files = {}
     for path in sorted(store.rglob("*")):
         rel = str(path.relative_to(store))
-        if path.is_dir() or rel.startswith("meta/episodes/created_at/") or rel == "writer.lock":
+        if path.is_dir() or rel.startswith("meta/episodes/created_at/"):
             continue
         data = path.read_bytes()
         if rel == "zarr.json":

@@ -253,6 +253,29 @@ def test_one_writer_at_a_time(tmp_path):
         again.append(make_episode(0))
 
 
+
+def test_plain_zarr_sees_only_zarr_objects_and_old_lock_files_are_ignored(tmp_path):
+    import warnings
+
+    import zarr
+
+    from embodied.store.episode_store import LEGACY_LOCK_NAME, lock_path
+
+    path = tmp_path / "s.zarr"
+    with EpisodeStore(path, mode="a") as store:
+        store.append(make_episode(0))
+        assert lock_path(path) == tmp_path / "s.zarr.lock" and lock_path(path).is_file()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # zarr warns about files it does not know inside a hierarchy
+        root = zarr.open_group(path, mode="r")
+        assert sorted(root.group_keys()) == ["data", "meta"] and list(root.array_keys()) == []
+    assert not any(p.suffix == ".lock" for p in path.rglob("*"))
+    (path / LEGACY_LOCK_NAME).touch()  # a store written by an earlier version kept its lock inside
+    with EpisodeStore(path, mode="a") as store:
+        store.append(make_episode(1))
+        assert len(store) == 2
+
+
 RACER = textwrap.dedent(
     """
     import sys, time

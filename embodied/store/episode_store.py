@@ -55,7 +55,15 @@ from embodied.store.schema import (
 from sim.types import EPISODE_META_DEFAULTS, Episode
 
 MODES = ("r", "a", "w")
-LOCK_NAME = "writer.lock"
+# The writer lock is a file beside the store (``store.zarr.lock``), not in it: plain zarr readers see
+# zarr's files only. Stores written before kept it inside as ``writer.lock``; it is ignored there.
+LEGACY_LOCK_NAME = "writer.lock"
+
+
+def lock_path(store_path: str | Path) -> Path:
+    """Where the single-writer lock of the store at ``store_path`` lives."""
+    store_path = Path(os.path.abspath(store_path))
+    return store_path.with_name(store_path.name + ".lock")
 EPISODE_ENDS = "meta/episode_ends"
 
 
@@ -168,7 +176,7 @@ class EpisodeStore:
         except Exception:
             # A store another writer is creating right now looks damaged. It already holds a lock
             # file (made before anything else), so taking the lock writes nothing: let it decide.
-            if mode == "r" or not (self.path / LOCK_NAME).is_file():
+            if mode == "r" or not lock_path(self.path).is_file():
                 raise
         else:
             if not found and mode == "r":
@@ -198,7 +206,7 @@ class EpisodeStore:
     # --- opening -----------------------------------------------------------------------------------
     def _acquire_lock(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.path / LOCK_NAME, timeout=0)
+        lock = FileLock(lock_path(self.path), timeout=0)
         try:
             lock.acquire()
         except Timeout:
@@ -211,8 +219,8 @@ class EpisodeStore:
     def _inspect(self, wanted: Schema, zarr_mode: str) -> bool:
         """Open the store at the path (False if it is not created yet); StoreFormatError if the
         path is something else. Writes nothing, except the schema fields ``wanted`` adds ("r+")."""
-        # An empty directory (or one holding only a lock file) is a store not yet created.
-        if not self.path.exists() or (self.path.is_dir() and all(p.name == LOCK_NAME for p in self.path.iterdir())):
+        # An empty directory (or one holding only an old-style lock file) is a store not yet created.
+        if not self.path.exists() or (self.path.is_dir() and all(p.name == LEGACY_LOCK_NAME for p in self.path.iterdir())):
             return False
         if not self.path.is_dir():
             raise StoreFormatError(f"{self.path} is a file, not an episode store directory; nothing was changed.")

@@ -58,13 +58,13 @@ MODES = ("r", "a", "w")
 # The writer lock is a file beside the store (``store.zarr.lock``), not in it: plain zarr readers see
 # zarr's files only. Stores written before kept it inside as ``writer.lock``; it is ignored there.
 LEGACY_LOCK_NAME = "writer.lock"
+EPISODE_ENDS = "meta/episode_ends"
 
 
 def lock_path(store_path: str | Path) -> Path:
     """Where the single-writer lock of the store at ``store_path`` lives."""
     store_path = Path(os.path.abspath(store_path))
     return store_path.with_name(store_path.name + ".lock")
-EPISODE_ENDS = "meta/episode_ends"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

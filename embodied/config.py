@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 @dataclass
@@ -37,10 +37,37 @@ class PresetConfig:
     # call (embodied.rollouts); 1: one episode at a time. Same episodes either way, up to float
     # rounding in batched kernels.
     plan_batch: int = 1
+    # Where the commands of this budget plan and train (embodied.device): cpu_tiny says cpu (its
+    # numbers were measured on CPU cores), the GPU presets auto. Every app reads it as ${device}.
+    device: str = "cpu"
+    # A planner served on a GPU (embodied.plan_server): sampling precision (float32 | bfloat16), its
+    # network as none | cuda_graphs | inductor (VideoDiffusion.compile_network), and plans per call
+    # at most. Unused on the CPU, where each worker plans alone.
+    plan_precision: str = "float32"
+    plan_compile: str = "none"
+    plan_max_batch: int = 64
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from embodied.device import check_device
+
         check_plan_batch(self.plan_batch)
+        check_device(self.device)
+        if self.plan_precision not in ("float32", "bfloat16"):
+            raise ValueError(f"preset.plan_precision must be float32 | bfloat16, got {self.plan_precision!r}")
+        if self.plan_compile not in ("none", "cuda_graphs", "inductor"):
+            raise ValueError(f"preset.plan_compile must be none | cuda_graphs | inductor, got {self.plan_compile!r}")
+        if self.plan_max_batch < 1:
+            raise ValueError(f"preset.plan_max_batch must be >= 1, got {self.plan_max_batch}")
+
+
+def rollout_device_settings(preset: PresetConfig, device: str) -> dict[str, Any]:
+    """The RolloutSettings fields of where plans are sampled: ``device`` resolved (one ValueError
+    without CUDA), and the preset's served-planner options."""
+    from embodied.device import plan_device
+
+    return dict(plan_device=plan_device(device), plan_precision=preset.plan_precision,
+                plan_compile=preset.plan_compile, plan_max_batch=preset.plan_max_batch)
 
 
 def check_plan_batch(n: Any) -> int:
@@ -120,3 +147,15 @@ def refuse_policy_override(program: str, accepted: str) -> None:
     if any(arg.startswith("policy=") for arg in sys.argv[1:]):
         sys.exit(f"{program}: the policy is given as policy_ckpt={accepted} "
                  f"(policy/ is the config group of policy architectures)")
+
+
+def catalog_instructions(*task_lists: Any) -> list[str]:
+    """Every catalog instruction of the tasks in ``task_lists``, in order, each once: the vocabulary
+    of a learned instruction encoder (configs: ``${catalog_instructions:${task_set.tasks}}``)."""
+    from sim.catalog import instructions
+
+    tasks = [task for tasks in task_lists for task in (tasks or [])]
+    return list(dict.fromkeys(text for task in tasks for text in instructions(task)))
+
+
+OmegaConf.register_new_resolver("catalog_instructions", catalog_instructions, replace=True)

@@ -74,7 +74,7 @@ class DeployConfig:
     ask_label: bool = True  # ask the operator "success?" after each episode (on a terminal only); the label wins
     source: str = "robot"  # the store's source column
     sail_iteration: int = -1  # the store's sail_iteration column (-1: not from the SAIL loop)
-    device: str = "cpu"  # torch device of the planner and policy
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (embodied.device): where the planner and policy run
     connect_timeout_s: float = 120.0  # connecting may include LeRobot's calibration prompt
     reset_wait_s: float = 5.0  # between episodes on an arm: the pause to reset the scene (a terminal asks for Enter)
 
@@ -141,14 +141,17 @@ def load_models(cfg: DeployConfig, robot) -> tuple[Any, Any]:
             check_spec(spec, kind, size)
         except ValueError as e:
             raise ValueError(f"{e} [deploy: the robot's frames are robot.image_size={size} px]") from None
-    policy = load_policy(cfg.policy_ckpt, device=cfg.device)
+    from embodied.device import resolve_device
+
+    device = resolve_device(cfg.device)
+    policy = load_policy(cfg.policy_ckpt, device=device)
     dims = {"action_dim": len(robot.action_features), "state_dim": len(state_names(robot))}
     for name, want in dims.items():
         got = getattr(policy.config, name)
         if got != want:
             raise ValueError(f"the policy {cfg.policy_ckpt} has {name}={got}, the robot {robot.name} has {want}: "
                              f"train it on this robot's episodes")
-    return load_planner(cfg.planner, device=cfg.device), policy
+    return load_planner(cfg.planner, device=device), policy
 
 
 def plan_and_execute(planner, policy, executor: ExecutorConfig, instruction: str, seed: int,

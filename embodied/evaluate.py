@@ -27,8 +27,10 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from embodied.device import check_device
 from embodied.errors import user_errors
-from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, check_plan_sampling, refuse_policy_override
+from embodied.config import (EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, check_plan_sampling,
+                             refuse_policy_override, rollout_device_settings)
 from embodied.report import TaskStats, write_eval_report
 from embodied.rollouts import (
     DEFAULT_ORACLE_FRAMES,
@@ -63,6 +65,9 @@ class EvalConfig:
     prior: Any = field(default_factory=lambda: {"kind": "none"})
     train_store: str | None = None  # demo store the models were trained on: refuse eval seeds it holds
     workers: int = 2  # rollout processes (spawn); 0 or 1 runs in this process
+    # auto | cpu | cuda | cuda:N (embodied.device): on a GPU one planner there serves every worker's
+    # plans; on the CPU each worker plans alone. Environments and the policy stay on the CPU cores.
+    device: str = "auto"
     image_size: int = 64  # square frames, pixels; checkpoints must have been trained at this size
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # budget, replanning (every method's budget)
     oracle_frames: int | None = None  # K sub-goals per oracle plan; None: the planner checkpoint's num_frames, else 7
@@ -75,6 +80,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         check_plan_sampling(self.plan_sampler, self.plan_sample_steps)
+        check_device(self.device)
 
 
 ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
@@ -212,7 +218,8 @@ def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResul
     settings = RolloutSettings(image_size=image_size, camera=camera, executor=cfg.executor,
                                oracle_frames=int(oracle_frames), plan_sample_steps=cfg.plan_sample_steps,
                                plan_sampler=cfg.plan_sampler, plan_batch=cfg.preset.plan_batch,
-                               max_episode_steps=cfg.env.max_steps, sampling_seed=cfg.sampling_seed, prior=prior)
+                               max_episode_steps=cfg.env.max_steps, sampling_seed=cfg.sampling_seed, prior=prior,
+                               **rollout_device_settings(cfg.preset, cfg.device))
     jobs = [PlanJob(task, seed, instruction_for(task, seed), m.planner, m.policy, m.name)
             for m in methods for task in tasks for seed in seeds]
     log.info("evaluating %s on %d tasks x %d seeds (%d..%d)", [m.name for m in methods], len(tasks), len(seeds),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from embodied import plan_server
 from embodied.config import check_plan_batch
 from policies.config import ExecutorConfig
 from sim.catalog import instruction_for, validate_task_names
@@ -38,6 +40,7 @@ from sim.types import Episode
 
 ORACLE = "oracle"  # planner spec: the scripted expert's future frames for the same (task, seed)
 EXPERT = "expert"  # policy spec: the scripted expert itself, no planner
+log = logging.getLogger(__name__)
 DEFAULT_ORACLE_FRAMES = 7  # K sub-goal frames per oracle plan: the video model's default num_frames
 CHECKPOINT_FORMATS = {"planner": "video_models.planner", "policy": "policies.checkpoint"}  # config.json "format"
 
@@ -265,13 +268,13 @@ def prior_id(prior: dict | None) -> str:
     return f";prior={prior['kind']}:{checkpoint_id(prior['path'])},w={prior['w']},g={prior['g']}"
 
 
-def _load(kind: str, spec: str, prior: dict | None = None) -> Any:
+def _load(kind: str, spec: str, prior: dict | None = None, device: str = "cpu") -> Any:
     if spec in (ORACLE, EXPERT):
         return spec
     if kind == "planner":  # the in-domain planner, composed with the prior when one is set
         from video_models import load_plan_model
 
-        return load_plan_model(spec, prior)
+        return load_plan_model(spec, prior, device=device)
     from policies import load_policy
 
     return load_policy(spec)
@@ -310,6 +313,13 @@ class RolloutSettings:
     # Episodes a worker runs side by side (one env each; ``plan_units`` picks them), the plans
     # they wait for sampled in one planner call; 1: one episode at a time.
     plan_batch: int = 1
+    # Where video plans are sampled: None: each worker holds its own planner on its CPU core; a
+    # torch device ("cuda", "cuda:1"; embodied.device.plan_device): one planner there, in this
+    # process, answers every worker's requests in merged batches (embodied.plan_server).
+    plan_device: str | None = None
+    plan_precision: str = "float32"  # float32 | bfloat16: the served planner's sampling precision
+    plan_compile: str = "none"  # none | cuda_graphs | inductor: the served planner's network (VideoDiffusion.compile_network)
+    plan_max_batch: int = 64  # plans per call of the served planner at most
 
 
 @dataclass
@@ -323,11 +333,14 @@ class PlanResult:
 _WORKER_CACHE: dict[Any, Any] = {}  # in a worker: envs and models, kept across jobs
 
 
-def _init_worker(env: dict[str, str]) -> None:
+def _init_worker(env: dict[str, str], channel: tuple | None = None) -> None:
     os.environ.update(env)
     import torch
 
+    from embodied.plan_server import connect
+
     torch.set_num_threads(1)  # N workers use N cores
+    connect(channel)  # a plan server's channel: this worker asks it for video plans
 
 
 def _cached(cache: dict, key: tuple, make) -> Any:
@@ -355,18 +368,32 @@ def _job_parts(job: PlanJob, settings: RolloutSettings, cache: dict) -> tuple[An
     s = settings
     policy = _cached(cache, ("policy", job.policy), lambda: _load("policy", job.policy))
     prior_key = json.dumps(s.prior, sort_keys=True) if s.prior else ""
+    served = plan_server.connected() and job.planner != ORACLE
     planner = job.planner if job.policy == EXPERT else _cached(
-        cache, ("planner", job.planner, prior_key), lambda: _load("planner", job.planner, s.prior))
+        cache, ("planner", job.planner, prior_key) + (("served",) if served else ()),
+        lambda: plan_server.RemotePlanner(job.planner) if served else _device_planner(job.planner, s))
     checkpoint = f"planner={checkpoint_id(job.planner)};policy={checkpoint_id(job.policy)}" if job.policy != EXPERT else EXPERT
     if job.policy != EXPERT and job.planner != ORACLE:
         checkpoint += prior_id(s.prior)
-        if s.plan_sampler:
+        if s.plan_sampler and not served:  # a served planner got the sampler where it was loaded
             if not callable(getattr(planner, "set_sampler", None)):
                 raise ValueError(f"plan_sampler={s.plan_sampler!r} needs a video_models Planner, not a "
                                  f"{type(planner).__name__} (a composed planner samples with its own DDIM)")
             if planner.config.sampler != s.plan_sampler:
                 planner.set_sampler(s.plan_sampler)
     return planner, policy, checkpoint
+
+
+def _device_planner(spec: str, settings: RolloutSettings) -> Any:
+    """A video planner loaded where ``settings`` plan (the CPU without a plan device), with the
+    sampler override and, on a plan device, its precision and compilation."""
+    s = settings
+    planner = _load("planner", spec, s.prior, s.plan_device or "cpu")
+    if s.plan_sampler and callable(getattr(planner, "set_sampler", None)) and planner.config.sampler != s.plan_sampler:
+        planner.set_sampler(s.plan_sampler)
+    if s.plan_device and callable(getattr(planner, "for_inference", None)):
+        planner.for_inference(precision=s.plan_precision, compile=s.plan_compile)
+    return planner
 
 
 def _run_job(job: PlanJob, settings: RolloutSettings, cache: dict | None = None, slot: int = 0) -> PlanResult:
@@ -471,12 +498,18 @@ def rollout_plan_many(
 
         bar = tqdm(total=len(jobs), desc="eval rollouts", unit="ep")
     items = [([jobs[i] for i in unit], settings) for unit in units]
+    server, stack, results = None, contextlib.ExitStack(), None
+    if workers > 1 and settings.plan_device and any(j.planner != ORACLE and j.policy != EXPERT for j in jobs):
+        server = plan_server.PlanServer(lambda spec: _device_planner(spec, settings), int(workers),
+                                        max_batch=settings.plan_max_batch, bucket=settings.plan_compile != "none")
     try:
         if workers <= 1:
             results = _run_here(items)
         else:
+            if server is not None:
+                stack.enter_context(server)
             results = run_in_workers(_run_unit, items, int(workers), lambda item, exc: _job_error(item[0][0], exc),
-                                     initializer=_init_worker, initargs=(WORKER_ENV,))
+                                     initializer=_init_worker, initargs=(WORKER_ENV, server and server.channel))
         finished: dict[int, PlanResult] = {}
         next_job = 0
         for unit, unit_results in zip(units, results):
@@ -489,6 +522,12 @@ def rollout_plan_many(
     finally:
         if bar is not None:
             bar.close()
+        if results is not None:
+            results.close()  # the pool shuts down (its running units still get their plans) ...
+        stack.close()  # ... then the plan server stops
+        if server is not None:
+            log.info("plan server on %s: %d calls, %.1f plans a call", settings.plan_device, len(server.calls),
+                     sum(server.calls) / max(1, len(server.calls)))
 
 
 # Jobs a batched run spreads over its units at a time: results wait at most this many jobs for

@@ -46,7 +46,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from embodied.errors import user_errors
-from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, check_plan_sampling
+from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, check_plan_sampling, rollout_device_settings
+from embodied.device import check_device, resolve_device
 from embodied.training import TrainConfig, write_atomic
 from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig  # (also registers the grader/ schemas)
 from embodied.vlm.registry import grader_config
@@ -169,6 +170,9 @@ class SailConfig:
     # to go over.
     budget_minutes: float | None = None
     workers: int = 2  # rollout processes
+    # auto | cpu | cuda | cuda:N (embodied.device): where the models train and, on a GPU, where one
+    # planner serves every rollout worker's plans (environments and the IDM stay on the CPU cores).
+    device: str = "auto"
     image_size: int = 64
     videos: int = 1  # MP4s per task in each evaluation
     progress: bool = True
@@ -190,6 +194,7 @@ class SailConfig:
         if self.measure_on not in MEASURE_ON:
             raise ValueError(f"measure_on must be test | validation (the seed range every model is measured on), "
                              f"got {self.measure_on!r}")
+        check_device(self.device)
         if self.budget_minutes is not None and not self.budget_minutes > 0:
             raise ValueError(f"budget_minutes must be > 0 minutes or null (no budget), got {self.budget_minutes}")
         for name in ("pretrain_video", "finetune_video", "pretrain_policy", "finetune_policy"):
@@ -222,6 +227,7 @@ def check_config(cfg: SailConfig) -> None:
     from embodied.practice import proposer_name
 
     proposer_name(cfg.proposer)
+    resolve_device(cfg.device)  # device=cuda without a GPU: refused before any work
     prior_dict(cfg.prior, cfg.video_model, cfg.image_size, cfg.plan_sampler)  # a bad prior: refused up front
     r = cfg.rollouts_per_task
     cfg.seeds.demos.take(max(cfg.demos_per_task, cfg.target_demos_per_task), what="seeds.demos")
@@ -520,7 +526,9 @@ def collect_rollouts(cfg: SailConfig, run_dir: Path, store_path: Path, iteration
                        stop_on_success=cfg.executor.stop_on_success and oracle)
     settings = RolloutSettings(image_size=cfg.image_size, camera=cfg.env.camera, executor=executor,
                                plan_batch=cfg.preset.plan_batch, plan_sampler=cfg.plan_sampler,
-                               plan_sample_steps=cfg.plan_sample_steps, sampling_seed=cfg.seed, prior=prior_dict(cfg.prior, str(run_dir / planner), cfg.image_size))
+                               plan_sample_steps=cfg.plan_sample_steps, sampling_seed=cfg.seed,
+                               prior=prior_dict(cfg.prior, str(run_dir / planner), cfg.image_size),
+                               **rollout_device_settings(cfg.preset, cfg.device))
     # Relative to the run dir: the same in every copy of the run (a prior is outside it).
     checkpoint = f"planner={planner};policy={policy}" + prior_id(settings.prior)
     with EpisodeStore(store_path, mode="a") as store:
@@ -643,7 +651,7 @@ def evaluate_targets(cfg: SailConfig, run_dir: Path, out: Path, planner: str, po
                     policy_ckpt=str(run_dir / policy), episodes_per_task=cfg.eval_episodes_per_task, seeds=cfg.seeds,
                     split=cfg.measure_on, sampling_seed=cfg.seed, plan_sampler=cfg.plan_sampler,
                     plan_sample_steps=cfg.plan_sample_steps, prior=cfg.prior, workers=cfg.workers, image_size=cfg.image_size,
-                    executor=cfg.executor, videos=cfg.videos, upper_bounds=upper_bounds, progress=cfg.progress)
+                    device=cfg.device, executor=cfg.executor, videos=cfg.videos, upper_bounds=upper_bounds, progress=cfg.progress)
     result = evaluate(ec, out)
     main = result.methods[0].name
     seeds = cfg.seeds.range(cfg.measure_on).take(cfg.eval_episodes_per_task)

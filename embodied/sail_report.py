@@ -166,8 +166,9 @@ def write_report(cfg, run_dir: Path, state) -> dict[str, Any]:
             src = run_dir / f"iter_{point['iteration']}" / "eval" / "videos"
             if src.exists():
                 shutil.copytree(src, videos / f"{label}_iter_{point['iteration']}", dirs_exist_ok=True)
-        lines += ["", f"Videos (plan beside execution): `videos/first_iter_{curve[0]['iteration']}/`, "
-                      f"`videos/latest_iter_{curve[-1]['iteration']}/`."]
+        if videos.exists():  # none with videos=0
+            lines += ["", f"Videos (plan beside execution): `videos/first_iter_{curve[0]['iteration']}/`, "
+                          f"`videos/latest_iter_{curve[-1]['iteration']}/`."]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     (out / "sail.json").write_text(json.dumps(report, indent=1, sort_keys=True))
     (out / "timing.json").write_text(json.dumps({p: i.get("wall_s") for p, i in state.data["done"].items()}, indent=1))

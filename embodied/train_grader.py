@@ -37,6 +37,8 @@ class TrainGraderConfig:
     model: SuccessClassifierConfig = field(default_factory=SuccessClassifierConfig)
     data: GraderDataConfig = field(default_factory=GraderDataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # auto | cpu | cuda | cuda:N (embodied.device): where it trains (the yaml passes it to train.device)
+    device: str = "auto"
     store: str = "data/grader.zarr"  # episode store with success_gt labels (unlabelled episodes are skipped)
     sources: list[str] | None = None  # episode sources to train on; None: all
     min_seed: int | None = None  # seed range to train on (inclusive): keep evaluation seeds outside it

@@ -34,6 +34,8 @@ class TrainPolicyConfig:
     task_set: TaskSetConfig = field(default_factory=TaskSetConfig)  # train on these tasks' episodes
     policy: PolicyConfig = field(default_factory=PolicyConfig)  # configs/policy/<idm|goal>.yaml
     train: TrainConfig = field(default_factory=TrainConfig)
+    # auto | cpu | cuda | cuda:N (embodied.device): where it trains (the yaml passes it to train.device)
+    device: str = "auto"
     store: str = "data/demos.zarr"  # episode store to read
     sources: list[str] = field(default_factory=lambda: ["expert"])  # episode sources to train on
     success_only: bool = False  # IDM: every episode shows what actions do; goal policy: may want True

@@ -38,6 +38,8 @@ class TrainVideoConfig:
     task_set: TaskSetConfig = field(default_factory=TaskSetConfig)  # train on these tasks' episodes
     video_model: VideoModelConfig = field(default_factory=VideoModelConfig)  # configs/video_model/<preset>.yaml
     train: TrainConfig = field(default_factory=TrainConfig)
+    # auto | cpu | cuda | cuda:N (embodied.device): where it trains (the yaml passes it to train.device)
+    device: str = "auto"
     store: str = "data/demos.zarr"  # episode store to read
     sources: list[str] = field(default_factory=lambda: ["expert"])  # episode sources to train on
     success_only: bool = True  # only episodes whose sim ground truth (or grader) says success

@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from embodied.device import check_device, resolve_device
+
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
@@ -51,7 +53,9 @@ class TrainConfig:
     lr_schedule: str = "constant"
     max_grad_norm: float = 1.0  # gradient clipping (0: off)
     mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate)
-    device: str = "auto"  # auto (GPU if present) | cpu
+    # auto (the GPU if there is one) | cpu | cuda | cuda:N; the apps set it from their top-level
+    # device (embodied.device), so one override moves every model a command trains.
+    device: str = "auto"
     num_workers: int = 0  # DataLoader worker processes (spawn); 0 reads in the main process
     torch_threads: int | None = None  # intra-op CPU threads (None: torch's default)
     seed: int = 0
@@ -62,6 +66,9 @@ class TrainConfig:
     resume: bool = True  # continue from the run dir's latest checkpoint if there is one
     init_from: str | None = None  # fine-tune: start from this model checkpoint (weights only)
     progress: bool = True  # tqdm bar
+
+    def __post_init__(self) -> None:
+        check_device(self.device)
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -210,15 +217,16 @@ def fit(
         raise ValueError(f"steps, batch_size and grad_accum must be >= 1, got {cfg.steps}, {cfg.batch_size}, {cfg.grad_accum}")
     if cfg.mixed_precision not in ("no", "fp16", "bf16"):
         raise ValueError(f"mixed_precision must be no | fp16 | bf16, got {cfg.mixed_precision!r}")
-    if cfg.device not in ("auto", "cpu"):
-        raise ValueError(f"device must be auto | cpu, got {cfg.device!r}")
+    device = resolve_device(cfg.device)
     factor = lr_factor(cfg)  # validates lr_schedule before anything is written
     if cfg.torch_threads:
         torch.set_num_threads(int(cfg.torch_threads))
     run_dir = Path(run_dir)
     ckpt_root = run_dir / CHECKPOINTS
 
-    accelerator = Accelerator(cpu=cfg.device == "cpu", mixed_precision=cfg.mixed_precision,
+    if device.startswith("cuda:"):  # accelerate trains on the current GPU of a single process
+        torch.cuda.set_device(torch.device(device))
+    accelerator = Accelerator(cpu=device == "cpu", mixed_precision=cfg.mixed_precision,
                               gradient_accumulation_steps=cfg.grad_accum)
     set_seed(cfg.seed, device_specific=True)
 

@@ -51,3 +51,13 @@ def test_a_cli_with_a_bad_value_prints_one_message(tmp_path):
     assert "embodied-sail: preset.plan_batch must be an integer >= 1" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "store.zarr").exists()  # nothing half-written
+
+
+def test_device_cuda_without_a_gpu_is_one_message_before_any_work(tmp_path):
+    env = {**os.environ, "MUJOCO_GL": "egl", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run([sys.executable, "-m", "embodied.sail", "device=cuda", f"hydra.run.dir={tmp_path / 'run'}"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == EXIT_USER_ERROR, proc.stderr[-2000:]
+    assert "embodied-sail: device=cuda needs a CUDA GPU" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run" / "store.zarr").exists()

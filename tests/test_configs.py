@@ -76,3 +76,31 @@ def test_wheel_ships_configs_and_pkg_path_resolves(tmp_path):
     assert out.returncode == 0, out.stderr
     printed = OmegaConf.create(out.stdout)
     assert list(printed.task_set.tasks) == ["reach-v3", "button-press-v3"]
+
+
+PRESETS = sorted(p.stem for p in (ROOT / "configs" / "preset").glob("*.yaml"))
+APPS = {"sail": "embodied.sail", "eval": "embodied.evaluate", "train_video": "embodied.train_video",
+        "train_policy": "embodied.train_policy", "train_grader": "embodied.train_grader", "collect": "embodied.collect"}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("app", sorted(APPS))
+def test_every_preset_builds_every_app_config(preset, app):
+    """Each preset has its file in every group the apps choose by ${preset}, and the typed config
+    builds (its checks pass), with the preset's device passed to every model the app trains."""
+    import importlib
+
+    importlib.import_module(APPS[app])
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        cfg = compose(config_name=app, overrides=[f"preset={preset}"])
+    built = OmegaConf.to_object(cfg)
+    assert built.preset.name == preset
+    trains = [getattr(built, name) for name in ("train", "pretrain_video", "finetune_video", "pretrain_policy",
+                                                   "finetune_policy") if hasattr(built, name)]
+    assert all(t.device == built.device == built.preset.device for t in trains)
+    video = getattr(built, "video_model", None)
+    if video is not None and video.text_encoder == "learned":  # its vocabulary covers every task it plans for
+        from sim.catalog import instruction_for
+
+        tasks = list(built.task_set.tasks) + list(getattr(getattr(built, "target_set", None), "tasks", []))
+        assert {instruction_for(t, s) for t in tasks for s in range(6)} <= set(video.instructions)

@@ -26,6 +26,9 @@ from video_models.config import VideoModelConfig
 from video_models.text import make_text_encoder
 from video_models.unet import VideoUNet
 
+SAMPLE_PRECISIONS = ("float32", "bfloat16")
+COMPILE_MODES = ("none", "cuda_graphs", "inductor")
+
 
 # --- the one preprocessing ------------------------------------------------------------------
 def preprocess(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -101,6 +104,33 @@ class VideoDiffusion(nn.Module):
             clip_sample=cfg.space == "pixel",  # pixels live in [-1, 1]; latents do not
         )
         self.sample_scheduler = make_sample_scheduler(cfg.sampler, self.noise_scheduler.config)
+        self.sample_precision = "float32"  # set_sample_precision: bfloat16 samples under autocast
+        self._compiled: tuple[Any, ...] = ()  # compile_network: the compiled UNet (a tuple: not a submodule)
+
+    def set_sample_precision(self, precision: str) -> None:
+        """Sample the network in float32 or under bfloat16 autocast (the sampler stays float32)."""
+        if precision not in SAMPLE_PRECISIONS:
+            raise ValueError(f"sample precision must be one of {', '.join(SAMPLE_PRECISIONS)}, got {precision!r}")
+        self.sample_precision = precision
+
+    def compile_network(self, mode: str) -> None:
+        """Sample through a faster form of the UNet (training keeps the plain one).
+
+        cuda_graphs: replayed from CUDA graphs, one captured per batch shape in milliseconds
+        (video_models.cuda_graphs; GPU only). inductor: ``torch.compile`` (on a GPU its
+        "reduce-overhead" mode, CUDA graphs over fused kernels; minutes of compilation at first use).
+        none: the plain UNet.
+        """
+        if mode not in COMPILE_MODES:
+            raise ValueError(f"plan_compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
+        if mode == "none":
+            self._compiled = ()
+        elif mode == "cuda_graphs":
+            from video_models.cuda_graphs import GraphedNetwork
+
+            self._compiled = (GraphedNetwork(self.unet),)
+        else:
+            self._compiled = (torch.compile(self.unet, mode="reduce-overhead" if self.device.type == "cuda" else "default"),)
 
     @property
     def vae(self) -> nn.Module | None:
@@ -144,7 +174,8 @@ class VideoDiffusion(nn.Module):
         """The UNet's output in cfg.prediction_type; with ``first_frame_residual`` (x0-prediction
         only) the UNet predicts the change from the first frame, so still background comes out
         exactly and a small model spends its capacity on what moves."""
-        out = self.unet(x_t, first, t, text)
+        unet = self._compiled[0] if self._compiled and not torch.is_grad_enabled() else self.unet
+        out = unet(x_t, first, t, text)
         if self.cfg.first_frame_residual:
             out = out + first[:, None]
         return out
@@ -216,9 +247,13 @@ class VideoDiffusion(nn.Module):
             scheduler.set_timesteps(num_steps or self.cfg.sample_steps, device=self.device)
             shape = (first.shape[0], self.cfg.num_frames, *first.shape[1:])
             x = randn(shape, generator, self.device) * scheduler.init_noise_sigma
+            # No weight-cast cache: a CUDA graph captured under it would replay freed casts.
+            autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                      enabled=self.sample_precision == "bfloat16", cache_enabled=False)
             for t in scheduler.timesteps:
-                out = self.model_output(scheduler.scale_model_input(x, t), t, first, text)
-                x = scheduler.step(out, t, x, generator=generator).prev_sample
+                with autocast:
+                    out = self.model_output(scheduler.scale_model_input(x, t), t, first, text)
+                x = scheduler.step(out.float(), t, x, generator=generator).prev_sample
             return self.decode_frames(x)
 
 

@@ -67,6 +67,8 @@ class Planner:
     # --- training -----------------------------------------------------------------------------
     def compute_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """See VideoDiffusion.compute_loss."""
+        if getattr(self, "_inference", False):
+            raise RuntimeError("this planner was prepared with for_inference() and plans only; load it again to train")
         return self.model.compute_loss(batch)
 
     def ema_step(self) -> None:
@@ -76,6 +78,9 @@ class Planner:
     @contextmanager
     def ema_weights(self) -> Iterator[VideoDiffusion]:
         """Temporarily load the EMA weights into the model; the online weights come back after."""
+        if getattr(self, "_inference", False):  # the EMA weights are already the model's
+            yield self.model
+            return
         params = self.parameters()
         self.ema.store(params)
         self.ema.copy_to(params)
@@ -85,6 +90,22 @@ class Planner:
             self.ema.restore(params)
 
     # --- planning -----------------------------------------------------------------------------
+    def for_inference(self, precision: str = "float32", compile: str = "none") -> Planner:
+        """Plans only from now on, as fast as the device allows.
+
+        The EMA weights stay loaded (no swap of every weight before and after each plan);
+        ``precision`` bfloat16 samples the network under bf16 autocast (the sampler's arithmetic
+        stays float32); ``compile`` (none | cuda_graphs | inductor, VideoDiffusion.compile_network)
+        removes the per-kernel launch cost that bounds a plan at batch 1 on a GPU. Training this
+        planner afterwards is refused.
+        """
+        self.model.set_sample_precision(precision)
+        self.model.compile_network(compile)
+        if not getattr(self, "_inference", False):
+            self.ema.copy_to(self.parameters())
+            self._inference = True
+        return self
+
     def set_sampler(self, sampler: str) -> None:
         """Sample with another scheduler from now on (a VideoModelConfig.sampler name)."""
         from video_models.diffusion import make_sample_scheduler

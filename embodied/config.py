@@ -141,12 +141,13 @@ class SeedRanges:
                                      f"overlap: every seed range must be disjoint from the others (configs/seeds/)")
 
 
-def refuse_policy_override(program: str, accepted: str) -> None:
-    """Exit with a clear message on ``policy=...``: Hydra would read it as a choice of the policy/
-    config group (the policy architectures) and fail obscurely; checkpoints go in ``policy_ckpt``."""
+def refuse_policy_override(accepted: str) -> None:
+    """ValueError on ``policy=...`` (the CLI's user_errors prints it): Hydra would read it as a
+    choice of the policy/ config group (the policy architectures) and fail obscurely; checkpoints
+    go in ``policy_ckpt``."""
     if any(arg.startswith("policy=") for arg in sys.argv[1:]):
-        sys.exit(f"{program}: the policy is given as policy_ckpt={accepted} "
-                 f"(policy/ is the config group of policy architectures)")
+        raise ValueError(f"the policy is given as policy_ckpt={accepted} "
+                         f"(policy/ is the config group of policy architectures)")
 
 
 def catalog_instructions(*task_lists: Any) -> list[str]:

@@ -131,9 +131,8 @@ def episode_columns(result: EpisodeResult, verdict: GradeResult | None, grader_n
 # --- the agent: plan, then follow the plan -----------------------------------------------------------------
 def load_models(cfg: DeployConfig, robot) -> tuple[Any, Any]:
     """The planner and policy, checked against the robot's frame size and action / state sizes."""
+    from embodied.checkpoints import load_checkpoint
     from embodied.rollouts import check_spec
-    from policies import load_policy
-    from video_models import load_planner
 
     size = image_shape(robot)[0]
     for spec, kind in ((cfg.planner, "planner"), (cfg.policy_ckpt, "policy")):
@@ -144,14 +143,14 @@ def load_models(cfg: DeployConfig, robot) -> tuple[Any, Any]:
     from embodied.device import resolve_device
 
     device = resolve_device(cfg.device)
-    policy = load_policy(cfg.policy_ckpt, device=device)
+    policy = load_checkpoint(cfg.policy_ckpt, "policy", device)
     dims = {"action_dim": len(robot.action_features), "state_dim": len(state_names(robot))}
     for name, want in dims.items():
         got = getattr(policy.config, name)
         if got != want:
             raise ValueError(f"the policy {cfg.policy_ckpt} has {name}={got}, the robot {robot.name} has {want}: "
                              f"train it on this robot's episodes")
-    return load_planner(cfg.planner, device=device), policy
+    return load_checkpoint(cfg.planner, "planner", device), policy
 
 
 def plan_and_execute(planner, policy, executor: ExecutorConfig, instruction: str, seed: int,
@@ -318,8 +317,9 @@ def _app(cfg) -> None:
         print(json.dumps(row))
 
 
+@user_errors("embodied-deploy")
 def main() -> None:
-    refuse_policy_override("embodied-deploy", "<checkpoint dir>")
+    refuse_policy_override("<checkpoint dir>")
     _app()
 
 

@@ -272,8 +272,9 @@ def _app(cfg) -> None:
     print(result.table)
 
 
+@user_errors("embodied-eval")
 def main() -> None:
-    refuse_policy_override("embodied-eval", "<checkpoint dir>|expert")
+    refuse_policy_override("<checkpoint dir>|expert")
     _app()
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from embodied import plan_server
+from embodied.checkpoints import check_kind, load_checkpoint
 from embodied.config import check_plan_batch
 from policies.config import ExecutorConfig
 from sim.catalog import instruction_for, validate_task_names
@@ -42,7 +43,6 @@ ORACLE = "oracle"  # planner spec: the scripted expert's future frames for the s
 EXPERT = "expert"  # policy spec: the scripted expert itself, no planner
 log = logging.getLogger(__name__)
 DEFAULT_ORACLE_FRAMES = 7  # K sub-goal frames per oracle plan: the video model's default num_frames
-CHECKPOINT_FORMATS = {"planner": "video_models.planner", "policy": "policies.checkpoint"}  # config.json "format"
 
 
 # --- planners ---------------------------------------------------------------------------------------
@@ -234,19 +234,12 @@ def check_spec(spec: str, kind: str, image_size: int) -> dict[str, Any] | None:
     word = ORACLE if kind == "planner" else EXPERT
     if spec == word:
         return None
-    path = Path(spec)
-    if not path.is_dir() or not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{kind} checkpoint not found: {str(spec)!r} is not a directory with config.json "
-            f"(give a {kind} checkpoint directory, or {word!r})"
-        )
     try:
-        doc = json.loads((path / "config.json").read_text())
-        fmt, config = doc["format"], doc["config"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path / 'config.json'} is not a {kind} checkpoint config ({type(e).__name__}: {e})") from e
-    if fmt != CHECKPOINT_FORMATS[kind]:
-        raise ValueError(f"{str(spec)!r} is a {fmt!r} checkpoint, not a {kind} ({CHECKPOINT_FORMATS[kind]!r})")
+        config = check_kind(spec, kind).get("config")
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{kind} checkpoint not found: {e} (give a {kind} checkpoint directory, or {word!r})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{Path(spec) / 'config.json'} has no 'config' section")
     size = config.get("image_size")
     if size != image_size:
         raise ValueError(
@@ -275,9 +268,7 @@ def _load(kind: str, spec: str, prior: dict | None = None, device: str = "cpu") 
         from video_models import load_plan_model
 
         return load_plan_model(spec, prior, device=device)
-    from policies import load_policy
-
-    return load_policy(spec)
+    return load_checkpoint(spec, "policy", device)
 
 
 # --- many episodes, in this process or in spawn workers -----------------------------------------------

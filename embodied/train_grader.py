@@ -21,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from embodied.checkpoints import write_checkpoint
 from embodied.errors import user_errors
 from embodied.config import PresetConfig, TaskSetConfig
 from embodied.training import TrainConfig, TrainResult, Trainable, fit, latest_checkpoint, seed_model_init
@@ -90,7 +91,7 @@ def train_grader(cfg: TrainGraderConfig, run_dir: str | Path, episodes: list[int
               "episodes": len(episodes), "tasks": tasks, "seeds": [cfg.min_seed, cfg.max_seed]}
     result = fit(trainable, dataset, cfg.train, run_dir, config_record=record)
     if result.main_process:  # under DDP every rank holds the same weights; one writes them
-        model.save(run_dir / "grader")
+        write_checkpoint(run_dir / "grader", model.save)
     return result
 
 

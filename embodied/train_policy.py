@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from embodied.checkpoints import write_checkpoint
 from embodied.errors import user_errors
 from embodied.config import EnvConfig, PresetConfig, TaskSetConfig
 from embodied.training import TrainConfig, TrainResult, Trainable, fit, latest_checkpoint, seed_model_init
@@ -82,7 +83,7 @@ def train_policy(cfg: TrainPolicyConfig, run_dir: str | Path, episodes: list[int
     record = {"model": policy.config.to_dict(), "store": str(cfg.store), "episodes": len(episodes), "tasks": tasks}
     result = fit(trainable, dataset, cfg.train, run_dir, config_record=record)
     if result.main_process:  # under DDP every rank holds the same weights; one writes them
-        policy.save(run_dir / "policy")
+        write_checkpoint(run_dir / "policy", policy.save)
     return result
 
 

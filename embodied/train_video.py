@@ -22,6 +22,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from embodied.checkpoints import write_checkpoint
 from embodied.errors import user_errors
 from embodied.config import EnvConfig, PresetConfig, TaskSetConfig
 from embodied.training import TrainConfig, TrainResult, fit, latest_checkpoint, seed_model_init
@@ -132,7 +133,7 @@ def train_video(cfg: TrainVideoConfig, run_dir: str | Path, episodes: list[int] 
     record = {"model": planner.config.to_dict(), "store": str(cfg.store), "episodes": len(episodes), "tasks": tasks}
     result = fit(trainable, clips, cfg.train, run_dir, config_record=record)
     if result.main_process:  # under DDP every rank holds the same weights; one writes them
-        planner.save(run_dir / "planner")
+        write_checkpoint(run_dir / "planner", planner.save)
     return result
 
 

@@ -22,6 +22,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,19 +75,31 @@ class TrainConfig:
 LR_SCHEDULES = ("constant", "cosine")
 
 
-def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
-    """Multiplier of ``cfg.lr`` at optimizer step s (0-based): linear warm-up, then the schedule."""
+def check_lr_schedule(cfg: TrainConfig) -> None:
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"train.lr_schedule={cfg.lr_schedule!r}: allowed {', '.join(LR_SCHEDULES)}")
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, start_step: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """diffusers' linear warm-up, then constant or half-cosine, placed for optimizer step ``start_step``.
+
+    The loop's optimizer step s (0-based) trains at the schedule's value for step s + 1: the first
+    step already has lr / warmup (not 0), and the cosine reaches 0 just after the last step (hence
+    ``steps + 1`` training steps). Stepped once per optimizer step.
+    """
+    from diffusers.optimization import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+
+    check_lr_schedule(cfg)
     warmup = max(1, cfg.warmup_steps)
-
-    def factor(s: int) -> float:
-        if s + 1 < warmup or cfg.lr_schedule == "constant":
-            return min(1.0, (s + 1) / warmup)
-        progress = min(1.0, (s + 1 - warmup) / max(1, cfg.steps - warmup + 1))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
+    if cfg.lr_schedule == "constant":
+        scheduler = get_constant_schedule_with_warmup(optimizer, warmup)
+    else:
+        scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, cfg.steps + 1)
+    scheduler.last_epoch = start_step
+    with warnings.catch_warnings():  # "scheduler stepped before the optimizer": placing it, not training
+        warnings.simplefilter("ignore", UserWarning)
+        scheduler.step()
+    return scheduler
 
 
 def _one_thread(worker_id: int) -> None:
@@ -218,7 +231,7 @@ def fit(
     if cfg.mixed_precision not in ("no", "fp16", "bf16"):
         raise ValueError(f"mixed_precision must be no | fp16 | bf16, got {cfg.mixed_precision!r}")
     device = resolve_device(cfg.device)
-    factor = lr_factor(cfg)  # validates lr_schedule before anything is written
+    check_lr_schedule(cfg)  # before anything is written
     if cfg.torch_threads:
         torch.set_num_threads(int(cfg.torch_threads))
     run_dir = Path(run_dir)
@@ -245,12 +258,9 @@ def fit(
 
     params = model.parameters() if model.parameters else [p for p in model.module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     if resume_dir is not None and (resume_dir / "optimizer.safetensors").exists():
         _load_optimizer(optimizer, resume_dir / "optimizer")
-        scheduler.last_epoch = start_step
-        for group in optimizer.param_groups:  # the LR the schedule gives at this step
-            group["lr"] = cfg.lr * factor(start_step)
+    scheduler = lr_schedule(optimizer, cfg, start_step)  # the LR the schedule gives at this step
 
     loader_kw: dict[str, Any] = dict(batch_size=cfg.batch_size, shuffle=True, drop_last=len(dataset) >= cfg.batch_size,
                                      collate_fn=collate_fn, num_workers=cfg.num_workers)

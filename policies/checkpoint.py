@@ -6,13 +6,13 @@ config.json::
      "config": {<PolicyConfig fields; "type" picks the class>},
      "normalizers": {"state": {"mode", "min", "max", "mean", "std"}, "action": {...}}}
 
-Nothing is pickled: safetensors holds plain tensors and the rest is JSON.
+Nothing is pickled: safetensors holds plain tensors and the rest is JSON. The files are written in
+place: ``embodied.checkpoints.write_checkpoint(path, policy.save)`` replaces a checkpoint as a whole.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +39,10 @@ def save_policy(policy, path: str | Path) -> Path:
         "normalizers": {"state": policy.state_normalizer.to_dict(), "action": policy.action_normalizer.to_dict()},
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
-    # Write both under temporary names, then rename: a crash never leaves a half-written file.
     # One metadata key: safetensors writes several in a per-process random order (same weights,
     # different bytes); the version is in config.json.
-    save_file(tensors, str(path / (WEIGHTS + ".tmp")), metadata={"format": FORMAT})
-    (path / (CONFIG + ".tmp")).write_text(json.dumps(doc, indent=2))
-    os.replace(path / (WEIGHTS + ".tmp"), path / WEIGHTS)
-    os.replace(path / (CONFIG + ".tmp"), path / CONFIG)
+    save_file(tensors, str(path / WEIGHTS), metadata={"format": FORMAT})
+    (path / CONFIG).write_text(json.dumps(doc, indent=2))
     return path
 
 

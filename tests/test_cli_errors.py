@@ -61,3 +61,13 @@ def test_device_cuda_without_a_gpu_is_one_message_before_any_work(tmp_path):
     assert proc.returncode == EXIT_USER_ERROR, proc.stderr[-2000:]
     assert "embodied-sail: device=cuda needs a CUDA GPU" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "store.zarr").exists()
+
+
+def test_policy_instead_of_policy_ckpt_is_one_message():
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run([sys.executable, "-m", "embodied.evaluate", "policy=runs/idm"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == EXIT_USER_ERROR, proc.stderr[-2000:]
+    assert "embodied-eval: the policy is given as policy_ckpt=<checkpoint dir>|expert" in proc.stderr
+    assert "Traceback" not in proc.stderr

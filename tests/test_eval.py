@@ -211,7 +211,7 @@ def test_bad_inputs_give_clear_errors(tiny_policy, tmp_path):
     (planner_dir / "config.json").write_text(json.dumps({"format": "video_models.planner", "config": {"image_size": 64}}))
     with pytest.raises(ValueError, match="planner checkpoint .* 64 px"):
         evaluate(eval_cfg(f"policy_ckpt={tiny_policy}", f"planner={planner_dir}"))
-    with pytest.raises(ValueError, match="is a 'policies.checkpoint' checkpoint, not a planner"):
+    with pytest.raises(ValueError, match=r"is a policy checkpoint \(policies.checkpoint\), not a planner"):
         evaluate(eval_cfg(f"policy_ckpt={tiny_policy}", f"planner={tiny_policy}"))
     with pytest.raises(ValueError, match="plan_sampler must be one of ddim, dpm_solver"):
         evaluate(eval_cfg(f"policy_ckpt={tiny_policy}", "plan_sampler=euler"))

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
@@ -107,13 +108,32 @@ def test_fresh_runs_of_the_same_command_are_identical(demo_store, tmp_path):
 
 
 def test_cosine_schedule_warms_up_then_decays_to_near_zero(demo_store, tmp_path):
-    from embodied.training import TrainConfig, lr_factor
+    import math
 
-    f = lr_factor(TrainConfig(steps=100, warmup_steps=10, lr_schedule="cosine"))
-    assert f(0) == pytest.approx(0.1) and f(9) == 1.0
-    values = [f(s) for s in range(9, 100)]
-    assert all(x >= y for x, y in zip(values, values[1:])) and 0 < values[-1] < 1e-3
-    assert lr_factor(TrainConfig(steps=100, warmup_steps=10))(99) == 1.0  # constant
+    from embodied.training import TrainConfig, lr_schedule
+
+    def factors(cfg, start=0):  # the lr of optimizer steps start .. steps - 1, over cfg.lr
+        optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+        scheduler, out = lr_schedule(optimizer, cfg, start), []
+        for _ in range(start, cfg.steps):
+            out.append(optimizer.param_groups[0]["lr"] / cfg.lr)
+            optimizer.step()
+            scheduler.step()
+        return out
+
+    def measured_recipe(cfg, s):  # the schedule every measured run trained with, as a formula
+        w = max(1, cfg.warmup_steps)
+        if s + 1 < w or cfg.lr_schedule == "constant":
+            return min(1.0, (s + 1) / w)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (s + 1 - w) / max(1, cfg.steps - w + 1))))
+
+    cfg = TrainConfig(steps=100, warmup_steps=10, lr_schedule="cosine", lr=3e-4)
+    f = factors(cfg)
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(x >= y for x, y in zip(f[9:], f[10:])) and 0 < f[-1] < 1e-3
+    for c in (cfg, TrainConfig(steps=100, warmup_steps=10), TrainConfig(steps=7, warmup_steps=0, lr_schedule="cosine")):
+        assert factors(c) == pytest.approx([measured_recipe(c, s) for s in range(c.steps)], rel=1e-12)
+        assert factors(c, start=5) == pytest.approx(factors(c)[5:], rel=1e-12)  # resuming mid-run
     run = tmp_path / "cos"
     train_video(_cfg(demo_store, "train.steps=4", "train.warmup_steps=1", "train.lr_schedule=cosine",
                      "train.sample_every=0"), run)

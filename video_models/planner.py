@@ -5,13 +5,13 @@ Checkpoint directory (never pickles):
     ema.safetensors     EMA weights, same keys
     config.json         {"format": "video_models.planner", "format_version": 1,
                          "config": VideoModelConfig fields, "ema_step": EMA updates so far}
-config.json is written last: a directory with it is complete.
+The files are written in place: to replace a checkpoint as a whole (never new weights beside an
+old config), write it through ``embodied.checkpoints.write_checkpoint(path, planner.save)``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,15 +140,15 @@ class Planner:
 
     # --- checkpoints --------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write model.safetensors, ema.safetensors and (last) config.json into `directory`."""
+        """Write model.safetensors, ema.safetensors and config.json into `directory`."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        _atomic(d / "model.safetensors", lambda p: save_file(_tensors(self.model), p))
+        save_file(_tensors(self.model), str(d / "model.safetensors"))
         with self.ema_weights():
-            _atomic(d / "ema.safetensors", lambda p: save_file(_tensors(self.model), p))
+            save_file(_tensors(self.model), str(d / "ema.safetensors"))
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
                 "ema_step": self.ema.optimization_step}
-        _atomic(d / "config.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
+        (d / "config.json").write_text(json.dumps(meta, indent=2))
         return d
 
 
@@ -189,9 +189,3 @@ def load_planner(path: str | Path, device: str | torch.device = "cpu", vae: torc
 def _tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
 
-
-def _atomic(path: Path, write) -> None:
-    """Write to a temporary name and rename: a kill mid-save never leaves a half file."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(str(tmp))
-    os.replace(tmp, path)

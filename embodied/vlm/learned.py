@@ -105,11 +105,9 @@ class SuccessClassifier(nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": asdict(self.config)}
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        # temporary names, then rename: a crash never leaves a half-written file
-        save_file(tensors, str(path / (WEIGHTS + ".tmp")), metadata={"format": FORMAT})
-        (path / (CONFIG + ".tmp")).write_text(json.dumps(doc, indent=1))
-        os.replace(path / (WEIGHTS + ".tmp"), path / WEIGHTS)
-        os.replace(path / (CONFIG + ".tmp"), path / CONFIG)
+        # In place: embodied.checkpoints.write_checkpoint(path, model.save) replaces a checkpoint as a whole.
+        save_file(tensors, str(path / WEIGHTS), metadata={"format": FORMAT})
+        (path / CONFIG).write_text(json.dumps(doc, indent=1))
         return path
 
     @classmethod

@@ -531,3 +531,22 @@ def test_set_attrs_records_json_and_refuses_the_schemas_keys(tmp_path):
     assert reader.attrs["sail_config"] == "abc123" and reader.attrs["format"] != "other"
     with pytest.raises(PermissionError, match="not open for writing"):
         reader.set_attrs(sail_config="x")
+
+
+def test_concurrent_resizes_and_writes_are_zarrs_own(tmp_path):
+    """The store's one module below zarr's public API: several arrays resized and written in one
+    wait give what zarr's public calls give one by one."""
+    import zarr
+
+    from embodied.store.chunks import resize_all, setitem_all
+
+    root = zarr.open_group(tmp_path / "g.zarr", mode="w")
+    a = root.create_array("a", shape=(0, 3), dtype="float32", chunks=(4, 3))
+    b = root.create_array("b", shape=(0,), dtype=str, chunks=(4,))
+    resize_all([(a, (6, 3)), (b, (5,))])
+    values = np.arange(18, dtype=np.float32).reshape(6, 3)
+    setitem_all([(a, slice(0, 6), values), (b, slice(1, 3), np.array(["x", "yz"]))])
+    again = zarr.open_group(tmp_path / "g.zarr", mode="r")
+    assert again["a"].shape == (6, 3) and again["b"].shape == (5,)
+    np.testing.assert_array_equal(again["a"][:], values)
+    assert list(again["b"][1:3]) == ["x", "yz"]

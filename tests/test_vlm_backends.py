@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from embodied.vlm import SceneContext, make_grader, make_proposer
-from embodied.vlm.tiny_vlm import bias_next_token, build_tiny_idefics3
+from tiny_vlm import bias_next_token, build_tiny_idefics3
 from embodied.vlm.vlm_backend import VLMNotFoundError, answer_token_ids, parse_yes_no
 from embodied.vlm.vlm_proposer import split_proposals
 

@@ -1,4 +1,10 @@
-"""Whole-chunk writes of zarr 3 arrays, straight to the files of a local store (the append path).
+"""The store's one module below zarr's public API: whole-chunk writes straight to the files of a
+local store (the append path), and zarr's own async writes run concurrently.
+
+Measured (benchmarks/store_throughput.py, which times the same appends through public calls alone
+in the same run): zarr's public ``Array.__setitem__`` / ``resize`` cost ~0.5-1 ms per call
+whatever the size, and an append touches ~15 arrays, so the public path appends several times
+slower than this module and below the store's goal of 100 MB/s.
 
 Why: an append changes ~15 small arrays (4 data arrays, 10 metadata columns, the episode ends).
 Through ``zarr.Array.__setitem__`` each costs ~0.5-1 ms of zarr's machinery (selection, async
@@ -12,15 +18,17 @@ reads them back. Arrays whose codecs or layout this does not know fall back to z
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numcodecs
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, BytesCodec, VLenUTF8Codec, ZstdCodec
+from zarr.core.sync import sync
 
 SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 Encoder = Callable[[object], object]
@@ -150,3 +158,28 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# --- zarr's own writes, several at a time ----------------------------------------------------------
+def _run_all(coroutines: Iterable) -> None:
+    """Run zarr's async array operations concurrently on zarr's event loop (each file is still
+    replaced atomically): one wait instead of one per array."""
+    coroutines = list(coroutines)
+    if not coroutines:
+        return
+
+    async def gather():
+        await asyncio.gather(*coroutines)
+
+    sync(gather())
+
+
+def resize_all(resizes: Iterable[tuple[zarr.Array, tuple[int, ...]]]) -> None:
+    """``array.resize(shape)`` for every (array, shape), concurrently."""
+    _run_all(array._async_array.resize(shape) for array, shape in resizes)
+
+
+def setitem_all(writes: Iterable[tuple[zarr.Array, slice, np.ndarray]]) -> None:
+    """``array[selection] = values`` for every (array, selection, values), concurrently."""
+    _run_all(array._async_array.setitem(selection, values) for array, selection, values in writes)
+

@@ -18,7 +18,6 @@ is fsynced).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -29,9 +28,8 @@ from typing import Any
 import numpy as np
 import zarr
 from filelock import FileLock, Timeout
-from zarr.core.sync import sync
 
-from embodied.store.chunks import ChunkFiles
+from embodied.store.chunks import ChunkFiles, resize_all, setitem_all
 from embodied.store.schema import (
     CODE_COLUMNS,
     DATA_DTYPES,
@@ -95,18 +93,6 @@ def _check_is_store(path: Path) -> dict[str, Any]:
             f"(upgrade embodied-sail to read it). Nothing was changed."
         )
     return attrs
-
-
-def _run_all(coroutines: Iterable) -> None:
-    """Run zarr's async writes concurrently (each file is still replaced atomically)."""
-    coroutines = list(coroutines)
-    if not coroutines:
-        return
-
-    async def gather():
-        await asyncio.gather(*coroutines)
-
-    sync(gather())
 
 
 _POOL = None
@@ -316,7 +302,7 @@ class EpisodeStore:
         steps, n = self.num_steps, len(self)
         resizes = [(a, (steps, *a.shape[1:])) for a in self._arrays.values() if a.shape[0] != steps]
         resizes += [(a, (n,)) for a in (*self._columns_arrays.values(), self._ends_array) if a.shape[0] != n]
-        _run_all(array._async_array.resize(shape) for array, shape in resizes)
+        resize_all(resizes)
         for leftover in self.path.rglob("*.partial") if leftovers else ():
             leftover.unlink(missing_ok=True)
 
@@ -421,13 +407,13 @@ class EpisodeStore:
                 c, size = lo // files.chunk, files.chunk
                 direct += [(files, c + k, block[k * size : (k + 1) * size]) for k in range(len(block) // size)]
             else:
-                fallback.append(array._async_array.setitem(slice(lo, lo + len(block)), block))
+                fallback.append((array, slice(lo, lo + len(block)), block))
         if len(direct) > 1:  # file system calls and the codecs release the GIL: overlap them
             for future in [_io_pool().submit(f.write, c, b) for f, c, b in direct]:
                 future.result()
         elif direct:
             direct[0][0].write(direct[0][1], direct[0][2])
-        _run_all(fallback)
+        setitem_all(fallback)
 
     def _reserve(self, steps: int, episodes: int) -> None:
         """Grow the arrays (shape only: unwritten chunks cost nothing) to hold this many."""
@@ -447,7 +433,7 @@ class EpisodeStore:
             resizes += [(a, (grown,)) for a in (*self._columns_arrays.values(), self._ends_array)]
             fill_ends = (capacity, grown)
         if resizes:
-            _run_all(array._async_array.resize(shape) for array, shape in resizes)
+            resize_all(resizes)
             for files in self._chunk_files.values():  # zarr writes below and may drop chunks
                 files.forget()
         if fill_ends:  # explicit -1s: a chunk may hold ends from before a shrink (see _trim)

@@ -57,7 +57,7 @@ run() {
 
   # 2. SAIL, gpu_quick: demos, pretraining, 2 iterations, the report. Resumes if run again.
   local start=$SECONDS status=0
-  "$PY" -m embodied.sail preset=gpu_quick hydra.run.dir=runs/gpu_quick 2>&1 | tee "$out/sail.log" || status=$?
+  "$PY" -m embodied.cli.sail preset=gpu_quick hydra.run.dir=runs/gpu_quick 2>&1 | tee "$out/sail.log" || status=$?
   echo "gpu_quick wall time: $((SECONDS - start)) s, exit status $status" | tee -a "$out/sail.log"
   for f in summary.md sail.json success.png timing.json; do
     [ -f "runs/gpu_quick/report/$f" ] && cp "runs/gpu_quick/report/$f" "$out/"

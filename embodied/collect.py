@@ -13,12 +13,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hydra
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
 
-from embodied.errors import user_errors
 from embodied.config import EnvConfig, PresetConfig, TaskSetConfig
 from embodied.report import TaskStats, write_collect_report
 from embodied.store import EpisodeStore
@@ -108,17 +104,3 @@ def collect(cfg: CollectConfig, output_dir: str | Path | None = None) -> list[Ta
     if out:
         write_collect_report(stats, out, title=f"Expert demos: {cfg.task_set.name}, seeds {seeds[0]}..{seeds[-1]}")
     return stats
-
-
-@hydra.main(config_path="pkg://configs", config_name="collect", version_base="1.3")
-@user_errors("embodied-collect")
-def main(cfg) -> None:
-    cfg_obj: CollectConfig = OmegaConf.to_object(cfg)
-    stats = collect(cfg_obj, output_dir=HydraConfig.get().runtime.output_dir)
-    from embodied.report import markdown_table
-
-    print(markdown_table(stats))
-
-
-if __name__ == "__main__":
-    main()

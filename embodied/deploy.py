@@ -29,13 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
-from embodied.errors import user_errors
-from embodied.config import refuse_policy_override
 from embodied.robots import (
     EpisodeResult,
     EStop,
@@ -309,19 +305,3 @@ def _record(store, result: EpisodeResult, agent, grader, ask, cfg: DeployConfig,
 
 
 # --- the CLI ---------------------------------------------------------------------------------------------------
-@hydra.main(config_path="pkg://configs", config_name="deploy", version_base="1.3")
-@user_errors("embodied-deploy")
-def _app(cfg) -> None:
-    result = deploy(OmegaConf.to_object(cfg), output_dir=HydraConfig.get().runtime.output_dir)
-    for row in result.rows:
-        print(json.dumps(row))
-
-
-@user_errors("embodied-deploy")
-def main() -> None:
-    refuse_policy_override("<checkpoint dir>")
-    _app()
-
-
-if __name__ == "__main__":
-    main()

@@ -22,15 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
 
 from embodied.device import check_device
-from embodied.errors import user_errors
 from embodied.config import (EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, check_plan_sampling,
-                             refuse_policy_override, rollout_device_settings)
+                             rollout_device_settings)
 from embodied.report import TaskStats, write_eval_report
 from embodied.rollouts import (
     DEFAULT_ORACLE_FRAMES,
@@ -262,21 +258,3 @@ def evaluate(cfg: EvalConfig, output_dir: str | Path | None = None) -> EvalResul
 
         table = method_table(stats)
     return EvalResult(methods, stats, rows, table, out)
-
-
-@hydra.main(config_path="pkg://configs", config_name="eval", version_base="1.3")
-@user_errors("embodied-eval")
-def _app(cfg) -> None:
-    cfg_obj: EvalConfig = OmegaConf.to_object(cfg)
-    result = evaluate(cfg_obj, output_dir=HydraConfig.get().runtime.output_dir)
-    print(result.table)
-
-
-@user_errors("embodied-eval")
-def main() -> None:
-    refuse_policy_override("<checkpoint dir>|expert")
-    _app()
-
-
-if __name__ == "__main__":
-    main()

@@ -18,12 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
-from embodied.errors import user_errors
 from embodied.config import PresetConfig, TaskSetConfig
 from embodied.vlm import config as _vlm_config  # noqa: F401  (registers the grader/ schemas)
 from embodied.vlm.metrics import BinaryMetrics, confusion_table, metrics_table
@@ -120,15 +117,3 @@ def _trailing_frames(store, i: int, count: int | None):
     """The last ``count`` frames of episode ``i`` (all of them for None): only those chunks are read."""
     length = store.episode_length(i)
     return store.get(i, "rgb", slice(0 if count is None else max(0, length - count), length))
-
-
-@hydra.main(config_path="pkg://configs", config_name="grade", version_base="1.3")
-@user_errors("embodied-grade")
-def main(cfg) -> None:
-    cfg_obj: GradeConfig = OmegaConf.to_object(cfg)
-    report = grade_store(cfg_obj, HydraConfig.get().runtime.output_dir)
-    print(report.markdown(f"Grader {cfg_obj.grader.name} on {cfg_obj.store}"))
-
-
-if __name__ == "__main__":
-    main()

@@ -29,17 +29,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
-from embodied.errors import user_errors
 from sim.types import EPISODE_META_DEFAULTS, Episode
 
 log = logging.getLogger(__name__)
@@ -256,27 +253,3 @@ def _import_meta(row: dict[str, Any] | None, task: str, success_key: str | None,
 
 
 # --- the CLIs -----------------------------------------------------------------------------------------------
-@hydra.main(config_path="pkg://configs", config_name="export", version_base="1.3")
-@user_errors("embodied-export")
-def _export_app(cfg) -> None:
-    print(export_dataset(OmegaConf.to_object(cfg)))
-
-
-@hydra.main(config_path="pkg://configs", config_name="import", version_base="1.3")
-@user_errors("embodied-import")
-def _import_app(cfg) -> None:
-    indices = import_dataset(OmegaConf.to_object(cfg))
-    span = f": store indices {indices[0]}..{indices[-1]}" if indices else ""
-    print(f"imported {len(indices)} episodes{span}")
-
-
-def export_main() -> None:
-    _export_app()
-
-
-def import_main() -> None:
-    _import_app()
-
-
-if __name__ == "__main__":
-    sys.exit("run embodied-export or embodied-import")

@@ -39,13 +39,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
 
-from embodied.errors import user_errors
 from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, check_plan_sampling, rollout_device_settings
 from embodied.device import check_device, resolve_device
 from embodied.training import TrainConfig, write_atomic
@@ -758,19 +754,3 @@ def config_fingerprint(record: dict[str, Any]) -> str:
 
     return hashlib.sha256(json.dumps({k: v for k, v in record.items() if k != "store"}, sort_keys=True)
                           .encode()).hexdigest()[:16]
-
-
-@hydra.main(config_path="pkg://configs", config_name="sail", version_base="1.3")
-@user_errors("embodied-sail")
-def main(cfg) -> None:
-    cfg_obj: SailConfig = OmegaConf.to_object(cfg)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    run_sail(cfg_obj, run_dir)
-    print((run_dir / "report" / "summary.md").read_text())
-    print(f"Report: {run_dir / 'report'} (summary.md, success.png, sail.json, videos/). Rerunning the same command "
-          f"with hydra.run.dir={run_dir} resumes or, when finished, does nothing. Several runs under one multirun "
-          f"dir: embodied-sail-summary <that dir>.")
-
-
-if __name__ == "__main__":
-    main()

@@ -18,7 +18,6 @@ side by side with the paired test of loop against control.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
@@ -26,7 +25,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from embodied.errors import user_errors
 from embodied.stats import paired, success_rate
 
 POOLED = "pooled"
@@ -354,18 +352,3 @@ def _loop_vs_control(groups: list[dict[str, Any]]) -> list[str]:
                          f"{_ms(_mean_std([_rate_of(r, it) for r in controls]))} | {paired(a, b)} |")
         lines.append("")
     return lines
-
-
-@user_errors("embodied-sail-summary")
-def summary_main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="embodied-sail-summary", description=__doc__.split("\n\n")[2],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dir", help="a multirun dir (or any dir) holding SAIL run dirs")
-    args = parser.parse_args(argv)
-    summary = summarize(args.dir)
-    print(summary["markdown"])
-    print(f"Written: {Path(args.dir) / 'summary.md'}, {Path(args.dir) / 'summary.json'}")
-
-
-if __name__ == "__main__":
-    summary_main()

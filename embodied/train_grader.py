@@ -16,13 +16,9 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import hydra
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
 
 from embodied.checkpoints import write_checkpoint
-from embodied.errors import user_errors
 from embodied.config import PresetConfig, TaskSetConfig
 from embodied.training import TrainConfig, TrainResult, Trainable, fit, latest_checkpoint, seed_model_init
 from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig
@@ -93,16 +89,3 @@ def train_grader(cfg: TrainGraderConfig, run_dir: str | Path, episodes: list[int
     if result.main_process:  # under DDP every rank holds the same weights; one writes them
         write_checkpoint(run_dir / "grader", model.save)
     return result
-
-
-@hydra.main(config_path="pkg://configs", config_name="train_grader", version_base="1.3")
-@user_errors("embodied-train-grader")
-def main(cfg) -> None:
-    cfg_obj: TrainGraderConfig = OmegaConf.to_object(cfg)
-    out = Path(HydraConfig.get().runtime.output_dir)
-    result = train_grader(cfg_obj, out)
-    print(result.summary("grader", out / "grader"))
-
-
-if __name__ == "__main__":
-    main()

@@ -13,13 +13,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hydra
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
 
 from embodied.checkpoints import write_checkpoint
-from embodied.errors import user_errors
 from embodied.config import EnvConfig, PresetConfig, TaskSetConfig
 from embodied.training import TrainConfig, TrainResult, Trainable, fit, latest_checkpoint, seed_model_init
 from policies.config import PolicyConfig
@@ -85,16 +81,3 @@ def train_policy(cfg: TrainPolicyConfig, run_dir: str | Path, episodes: list[int
     if result.main_process:  # under DDP every rank holds the same weights; one writes them
         write_checkpoint(run_dir / "policy", policy.save)
     return result
-
-
-@hydra.main(config_path="pkg://configs", config_name="train_policy", version_base="1.3")
-@user_errors("embodied-train-policy")
-def main(cfg) -> None:
-    cfg_obj: TrainPolicyConfig = OmegaConf.to_object(cfg)
-    out = Path(HydraConfig.get().runtime.output_dir)
-    result = train_policy(cfg_obj, out)
-    print(result.summary("policy", out / "policy"))
-
-
-if __name__ == "__main__":
-    main()

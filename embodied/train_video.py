@@ -2,7 +2,7 @@
 
     embodied-train-video preset=cpu_tiny task_set=train_8 store=data/demos.zarr
     embodied-train-video preset=gpu train.mixed_precision=bf16            # paper scale
-    accelerate launch --num_processes 2 -m embodied.train_video ...       # DDP, no code change
+    accelerate launch --num_processes 2 -m embodied.cli.train_video ...       # DDP, no code change
 
 Writes into the Hydra run dir: metrics.jsonl, checkpoints/ (resumed automatically when the same
 run dir is used again), samples/step_*.png|mp4 (plans beside the real future frames), and
@@ -16,14 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
 
 from embodied.checkpoints import write_checkpoint
-from embodied.errors import user_errors
 from embodied.config import EnvConfig, PresetConfig, TaskSetConfig
 from embodied.training import TrainConfig, TrainResult, fit, latest_checkpoint, seed_model_init
 from sim.catalog import validate_task_names
@@ -135,16 +131,3 @@ def train_video(cfg: TrainVideoConfig, run_dir: str | Path, episodes: list[int] 
     if result.main_process:  # under DDP every rank holds the same weights; one writes them
         write_checkpoint(run_dir / "planner", planner.save)
     return result
-
-
-@hydra.main(config_path="pkg://configs", config_name="train_video", version_base="1.3")
-@user_errors("embodied-train-video")
-def main(cfg) -> None:
-    cfg_obj: TrainVideoConfig = OmegaConf.to_object(cfg)
-    out = Path(HydraConfig.get().runtime.output_dir)
-    result = train_video(cfg_obj, out)
-    print(result.summary("planner", out / "planner"))
-
-
-if __name__ == "__main__":
-    main()

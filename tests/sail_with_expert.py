@@ -48,7 +48,7 @@ def install(kill_at_plan_append: bool = False) -> None:
 
 if __name__ == "__main__":
     install(os.environ.get("SAIL_TEST_KILL_AT_PLAN_APPEND") == "1")
-    from embodied.sail import main
+    from embodied.cli.sail import main
 
     sys.argv[0] = "embodied-sail"
     main()

@@ -45,7 +45,7 @@ def test_hydra_full_error_shows_the_traceback(monkeypatch):
 def test_a_cli_with_a_bad_value_prints_one_message(tmp_path):
     env = {**os.environ, "MUJOCO_GL": "egl"}
     env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.run([sys.executable, "-m", "embodied.sail", "preset.plan_batch=0", f"hydra.run.dir={tmp_path / 'run'}"],
+    proc = subprocess.run([sys.executable, "-m", "embodied.cli.sail", "preset.plan_batch=0", f"hydra.run.dir={tmp_path / 'run'}"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == EXIT_USER_ERROR, proc.stderr[-2000:]
     assert "embodied-sail: preset.plan_batch must be an integer >= 1" in proc.stderr
@@ -56,7 +56,7 @@ def test_a_cli_with_a_bad_value_prints_one_message(tmp_path):
 def test_device_cuda_without_a_gpu_is_one_message_before_any_work(tmp_path):
     env = {**os.environ, "MUJOCO_GL": "egl", "CUDA_VISIBLE_DEVICES": ""}
     env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.run([sys.executable, "-m", "embodied.sail", "device=cuda", f"hydra.run.dir={tmp_path / 'run'}"],
+    proc = subprocess.run([sys.executable, "-m", "embodied.cli.sail", "device=cuda", f"hydra.run.dir={tmp_path / 'run'}"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == EXIT_USER_ERROR, proc.stderr[-2000:]
     assert "embodied-sail: device=cuda needs a CUDA GPU" in proc.stderr and "Traceback" not in proc.stderr
@@ -66,7 +66,7 @@ def test_device_cuda_without_a_gpu_is_one_message_before_any_work(tmp_path):
 def test_policy_instead_of_policy_ckpt_is_one_message():
     env = {**os.environ, "MUJOCO_GL": "egl"}
     env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.run([sys.executable, "-m", "embodied.evaluate", "policy=runs/idm"],
+    proc = subprocess.run([sys.executable, "-m", "embodied.cli.evaluate", "policy=runs/idm"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == EXIT_USER_ERROR, proc.stderr[-2000:]
     assert "embodied-eval: the policy is given as policy_ckpt=<checkpoint dir>|expert" in proc.stderr

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from embodied.sail_report import summarize, summary_main
+from embodied.cli.sail_summary import main as summary_main
+from embodied.sail_report import summarize
 
 
 def _write_run(root: Path, seed: int, self_training: bool, outcomes: dict[int, dict[str, list[int]]]) -> None:

@@ -47,6 +47,8 @@ class GraphedNetwork:
                 self.unet(*static)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: the plan server captures in its own thread; other threads' CUDA calls
+        # during a capture are theirs, not this graph's.
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             out = self.unet(*static)
         return static, graph, out

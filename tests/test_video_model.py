@@ -137,6 +137,18 @@ def test_minilm_embeddings_are_normalised_semantic_and_cached(monkeypatch):
     assert torch.equal(enc(texts[::-1]), e.flip(0)) and calls == []  # served from the cache
 
 
+def test_minilm_plans_embed_each_instruction_alone_whatever_came_before():
+    """In eval mode (plans, grades) an instruction's embedding does not depend on the instructions
+    a process met before it; in training mode a batch is embedded together, as before."""
+    x, long = "close the window", "push the handle on the side of the box all the way down until it clicks"
+    seen_first, fresh = MiniLMEncoder().eval(), MiniLMEncoder().eval()
+    seen_first([long, x])  # a worker that met both together ...
+    assert torch.equal(seen_first([x]), fresh([x]))  # ... gives x the embedding a fresh one gives
+    together = MiniLMEncoder().train()([x, long])[0]
+    assert not torch.equal(together, fresh([x])[0])  # padding beside another moves it (what eval avoids)
+    assert torch.allclose(together, fresh([x])[0], atol=1e-5)
+
+
 def test_minilm_missing_package_is_a_clear_error(monkeypatch):
     from video_models import text
 

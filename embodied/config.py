@@ -50,13 +50,14 @@ class PresetConfig:
 
     def __post_init__(self) -> None:
         from embodied.device import check_device
+        from video_models.config import COMPILE_MODES, SAMPLE_PRECISIONS
 
         check_plan_batch(self.plan_batch)
         check_device(self.device)
-        if self.plan_precision not in ("float32", "bfloat16"):
-            raise ValueError(f"preset.plan_precision must be float32 | bfloat16, got {self.plan_precision!r}")
-        if self.plan_compile not in ("none", "cuda_graphs", "inductor"):
-            raise ValueError(f"preset.plan_compile must be none | cuda_graphs | inductor, got {self.plan_compile!r}")
+        if self.plan_precision not in SAMPLE_PRECISIONS:
+            raise ValueError(f"preset.plan_precision must be {' | '.join(SAMPLE_PRECISIONS)}, got {self.plan_precision!r}")
+        if self.plan_compile not in COMPILE_MODES:
+            raise ValueError(f"preset.plan_compile must be {' | '.join(COMPILE_MODES)}, got {self.plan_compile!r}")
         if self.plan_max_batch < 1:
             raise ValueError(f"preset.plan_max_batch must be >= 1, got {self.plan_max_batch}")
 

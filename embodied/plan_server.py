@@ -52,7 +52,6 @@ class PlanServer:
         self.load, self.max_batch, self.bucket = load, int(max_batch), bool(bucket)
         self.planners: dict[str, Any] = {}
         self.calls: list[int] = []  # plans per planner call, in order (for logs and tests)
-        self.failure: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name="plan-server", daemon=True)
 
     @property
@@ -105,7 +104,6 @@ class PlanServer:
                                                    frames[i:i + self.max_batch], num_steps, seeds[i:i + self.max_batch])
                                         for i in range(0, len(seeds), self.max_batch)])
             except Exception as exc:  # every waiting worker gets the error; the pool then stops
-                self.failure = exc
                 log.error("plan server: %s", traceback.format_exc())
                 for worker, rid, *_ in requests:
                     self.replies[worker].put((rid, f"{type(exc).__name__}: {exc}"))

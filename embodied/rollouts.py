@@ -41,8 +41,9 @@ from sim.types import Episode
 
 ORACLE = "oracle"  # planner spec: the scripted expert's future frames for the same (task, seed)
 EXPERT = "expert"  # policy spec: the scripted expert itself, no planner
-log = logging.getLogger(__name__)
 DEFAULT_ORACLE_FRAMES = 7  # K sub-goal frames per oracle plan: the video model's default num_frames
+
+log = logging.getLogger(__name__)
 
 
 # --- planners ---------------------------------------------------------------------------------------
@@ -366,12 +367,6 @@ def _job_parts(job: PlanJob, settings: RolloutSettings, cache: dict) -> tuple[An
     checkpoint = f"planner={checkpoint_id(job.planner)};policy={checkpoint_id(job.policy)}" if job.policy != EXPERT else EXPERT
     if job.policy != EXPERT and job.planner != ORACLE:
         checkpoint += prior_id(s.prior)
-        if s.plan_sampler and not served:  # a served planner got the sampler where it was loaded
-            if not callable(getattr(planner, "set_sampler", None)):
-                raise ValueError(f"plan_sampler={s.plan_sampler!r} needs a video_models Planner, not a "
-                                 f"{type(planner).__name__} (a composed planner samples with its own DDIM)")
-            if planner.config.sampler != s.plan_sampler:
-                planner.set_sampler(s.plan_sampler)
     return planner, policy, checkpoint
 
 
@@ -380,8 +375,12 @@ def _device_planner(spec: str, settings: RolloutSettings) -> Any:
     sampler override and, on a plan device, its precision and compilation."""
     s = settings
     planner = _load("planner", spec, s.prior, s.plan_device or "cpu")
-    if s.plan_sampler and callable(getattr(planner, "set_sampler", None)) and planner.config.sampler != s.plan_sampler:
-        planner.set_sampler(s.plan_sampler)
+    if s.plan_sampler:
+        if not callable(getattr(planner, "set_sampler", None)):
+            raise ValueError(f"plan_sampler={s.plan_sampler!r} needs a video_models Planner, not a "
+                             f"{type(planner).__name__} (a composed planner samples with its own DDIM)")
+        if planner.config.sampler != s.plan_sampler:
+            planner.set_sampler(s.plan_sampler)
     if s.plan_device and callable(getattr(planner, "for_inference", None)):
         planner.for_inference(precision=s.plan_precision, compile=s.plan_compile)
     return planner

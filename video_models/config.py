@@ -22,6 +22,8 @@ TEXT_ENCODERS = ("minilm", "learned")
 PREDICTION_TYPES = ("v_prediction", "epsilon", "sample")
 SPACES = ("pixel", "latent")
 SAMPLERS = ("ddim", "dpm_solver")
+SAMPLE_PRECISIONS = ("float32", "bfloat16")  # VideoDiffusion.set_sample_precision
+COMPILE_MODES = ("none", "cuda_graphs", "inductor")  # VideoDiffusion.compile_network
 
 
 @dataclass

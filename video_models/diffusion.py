@@ -22,12 +22,10 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from torch import nn
 
-from video_models.config import VideoModelConfig
+from video_models.config import COMPILE_MODES, SAMPLE_PRECISIONS, VideoModelConfig
 from video_models.text import make_text_encoder
 from video_models.unet import VideoUNet
 
-SAMPLE_PRECISIONS = ("float32", "bfloat16")
-COMPILE_MODES = ("none", "cuda_graphs", "inductor")
 
 
 # --- the one preprocessing ------------------------------------------------------------------

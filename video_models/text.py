@@ -78,10 +78,10 @@ class MiniLMEncoder(nn.Module):
         same command gives the same episodes in any process."""
         cache = self.cache if self.training else self.cache_alone
         missing = sorted({s for s in instructions if s not in cache})
-        if missing and self.training:
+        if self.training and missing:
             cache.update(zip(missing, self._embed(missing)))
-        for text in missing if not self.training else ():
-            cache[text] = self._embed([text])[0]
+        elif missing:
+            cache.update((text, self._embed([text])[0]) for text in missing)
         return torch.stack([cache[s] for s in instructions]).to(self._device.device)
 
 

@@ -133,6 +133,6 @@ def load_checkpoint(path: str | Path, kind: str, device: str = "cpu") -> Any:
         from policies import load_policy
 
         return load_policy(path, device=device)
-    from embodied.vlm.learned import SuccessClassifier
+    from embodied.graders.learned import SuccessClassifier
 
     return SuccessClassifier.load(path, device=device)

@@ -8,7 +8,7 @@
 episode: the planner imagines the task from the current frame, the policy follows the plan
 (``policies.PlanExecutor``, replanning), and ``embodied.robots.run_episode`` runs the control loop
 (watchdog, limits, e-stop: Ctrl-C, space / q / Esc, or ``robot.safety.stop_file``). Episodes go to
-the store with ``source=robot``: graded by ``grader`` (``embodied.vlm``: the twin's own flag by
+the store with ``source=robot``: graded by ``grader`` (``embodied.graders``: the twin's own flag by
 default, ``grader=vlm`` / ``learned`` on an arm), and, on a
 terminal, labelled by the operator (the label wins). An aborted episode is kept, with
 ``success_gt=0`` and ``grader="aborted: <reason>"``, and ends the run.
@@ -46,8 +46,8 @@ from embodied.robots import (
     run_episode,
     state_names,
 )
-from embodied.vlm import config as _grader_schemas  # noqa: F401  (registers configs/grader/* schemas)
-from embodied.vlm.base import GradeResult
+from embodied.graders import config as _grader_schemas  # noqa: F401  (registers configs/grader/* schemas)
+from embodied.graders.base import GradeResult
 from policies.config import ExecutorConfig
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,9 @@ cs.store(group="robot", name="lerobot_schema", node=LeRobotArmConfig)
 
 # --- grading --------------------------------------------------------------------------------------------
 def make_grader(spec: Any, robot):
-    """An ``embodied.vlm`` grader: ``spec`` as configs/grader/<name>.yaml gives it (oracle | learned | vlm | none,
+    """An ``embodied.graders`` grader: ``spec`` as configs/grader/<name>.yaml gives it (oracle | learned | vlm | none,
     a name, a dict or a config); None: the simulator's flag (oracle) on a robot that has one, else none."""
-    from embodied.vlm import make_grader as build
+    from embodied.graders import make_grader as build
 
     has_gt = hasattr(robot, "success")
     grader = build(spec if spec is not None else ("oracle" if has_gt else "none"))

@@ -22,8 +22,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from embodied.config import PresetConfig, TaskSetConfig
-from embodied.vlm import config as _vlm_config  # noqa: F401  (registers the grader/ schemas)
-from embodied.vlm.metrics import BinaryMetrics, confusion_table, metrics_table
+from embodied.graders import config as _grader_schemas  # noqa: F401  (registers the grader/ schemas)
+from embodied.graders.metrics import BinaryMetrics, confusion_table, metrics_table
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,9 @@ def grade_store(cfg: GradeConfig, out_dir: str | Path | None = None) -> GradeRep
     from tqdm.auto import tqdm
 
     from embodied.store import EpisodeStore
-    from embodied.vlm import make_grader
-    from embodied.vlm.base import nan_to_none
-    from embodied.vlm.grader_data import select_episodes
+    from embodied.graders import make_grader
+    from embodied.graders.base import nan_to_none
+    from embodied.graders.data import select_episodes
     from sim.catalog import validate_task_names
 
     grader = make_grader(cfg.grader)

@@ -56,9 +56,8 @@ def allocate(cfg: Any, tasks: Sequence[str], budget: int, history: Sequence[tupl
     """
     from dataclasses import replace
 
-    from embodied.vlm import make_proposer
-    from embodied.vlm.base import SceneContext, task_of
-    from embodied.vlm.registry import proposer_config
+    from embodied.proposers import make_proposer, proposer_config
+    from embodied.proposers.base import SceneContext, task_of
     from sim.catalog import instruction_for
 
     tasks = list(tasks)

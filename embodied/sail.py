@@ -44,9 +44,10 @@ from hydra.core.config_store import ConfigStore
 
 from embodied.config import EnvConfig, PresetConfig, SeedRanges, TaskSetConfig, check_plan_sampling, rollout_device_settings
 from embodied.device import check_device, resolve_device
+from embodied.graders import grader_config
+from embodied.graders.config import GraderDataConfig, SuccessClassifierConfig  # (also registers the grader/ schemas)
+from embodied.proposers import config as _proposer_schemas  # noqa: F401  (registers the proposer/ schemas)
 from embodied.training import TrainConfig, write_atomic
-from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig  # (also registers the grader/ schemas)
-from embodied.vlm.registry import grader_config
 from policies.config import ExecutorConfig, PolicyConfig
 from video_models.config import VideoModelConfig
 import video_models.prior  # noqa: F401  (registers the schema configs/prior/ extend)
@@ -445,7 +446,7 @@ def train_loop_grader(cfg: SailConfig, run_dir: Path, store: Path) -> dict[str, 
     frames negatives), copies cut before success and noised-expert rollouts (failures), all
     labelled by the simulator. No target task's label reaches it."""
     from embodied.train_grader import TrainGraderConfig, train_grader
-    from embodied.vlm.grader_data import build_grader_store
+    from embodied.graders.data import build_grader_store
 
     g = cfg.grader_training
     data = run_dir / "grader" / "data.zarr"
@@ -664,7 +665,7 @@ def run_sail(cfg: SailConfig, run_dir: str | Path) -> dict[str, Any]:
     """The SAIL loop of the module docstring; returns the report's numbers (also in report/)."""
     from embodied.sail_report import write_report
     from embodied.store import EpisodeStore
-    from embodied.vlm import make_grader
+    from embodied.graders import make_grader
 
     run_dir = Path(run_dir)
     check_config(cfg)

@@ -5,9 +5,9 @@
 
 Positives: the final and success-flagged frames of successful episodes. Negatives: failed
 episodes (truncated or noised experts, failed rollouts) and early frames of successful ones (the
-task is not done yet); see embodied.vlm.grader_data. Same loop and run-dir layout as the other
+task is not done yet); see embodied.graders.data. Same loop and run-dir layout as the other
 trainers (metrics.jsonl, checkpoints/, resume); the grader is ``run_dir / "grader"``
-(``embodied.vlm.load_grader``).
+(``embodied.graders.load_grader``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hydra.core.config_store import ConfigStore
 from embodied.checkpoints import write_checkpoint
 from embodied.config import PresetConfig, TaskSetConfig
 from embodied.training import TrainConfig, TrainResult, Trainable, fit, latest_checkpoint, seed_model_init
-from embodied.vlm.config import GraderDataConfig, SuccessClassifierConfig
+from embodied.graders.config import GraderDataConfig, SuccessClassifierConfig
 from sim.catalog import validate_task_names
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ ConfigStore.instance().store(name="train_grader_schema", node=TrainGraderConfig)
 def train_grader(cfg: TrainGraderConfig, run_dir: str | Path, episodes: list[int] | None = None) -> TrainResult:
     """Train the success classifier on the selected episodes (or ``episodes``); saves run_dir / "grader"."""
     from embodied.store import EpisodeStore
-    from embodied.vlm.grader_data import GraderSamples, select_episodes
-    from embodied.vlm.learned import SuccessClassifier
+    from embodied.graders.data import GraderSamples, select_episodes
+    from embodied.graders.learned import SuccessClassifier
 
     run_dir = Path(run_dir)
     tasks = validate_task_names(list(cfg.task_set.tasks))
@@ -64,7 +64,7 @@ def train_grader(cfg: TrainGraderConfig, run_dir: str | Path, episodes: list[int
             f"need successes and failures to train a grader: {len(episodes)} labelled episodes in {cfg.store} "
             f"(tasks={tasks}, sources={cfg.sources}, seeds {cfg.min_seed}..{cfg.max_seed}) give "
             f"{dataset.num_positive} positive and {dataset.num_negative} negative samples. Collect failures with "
-            f"embodied.vlm.grader_data.build_grader_store")
+            f"embodied.graders.data.build_grader_store")
 
     source = latest_checkpoint(run_dir) if cfg.train.resume else None
     source = source or (Path(cfg.train.init_from) if cfg.train.init_from else None)

@@ -119,7 +119,7 @@ def test_bad_inputs_fail_before_the_robot_moves(checkpoints, tmp_path):
 
 
 def test_grades_labels_and_aborts_in_the_store_columns():
-    from embodied.vlm import GradeResult
+    from embodied.graders import GradeResult
 
     aborted = EpisodeResult(None, "robot stalled: x", True, 3, 0, 0, 1.0)
     assert episode_columns(aborted, GradeResult(True, 1.0, ""), "oracle", True) == {

@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 from embodied.grade import grade_store
 from embodied.store import EpisodeStore
 from embodied.train_grader import train_grader
-from embodied.vlm.config import GraderDataConfig
-from embodied.vlm.grader_data import GraderSamples, sample_points, select_episodes, truncate_before_success
+from embodied.graders.config import GraderDataConfig
+from embodied.graders.data import GraderSamples, sample_points, select_episodes, truncate_before_success
 from sim.types import Episode
 
 SIZE = 16
@@ -141,7 +141,7 @@ def test_bad_inputs(store, tmp_path):
 
 def test_build_grader_store_collects_truncated_and_noised_failures(tmp_path):
     """Simulator rollouts (one task, one seed, 32 px): expert + truncated copy + noised expert, resumable."""
-    from embodied.vlm.grader_data import build_grader_store
+    from embodied.graders.data import build_grader_store
 
     path = tmp_path / "g.zarr"
     kw = dict(tasks=["reach-v3"], seeds=[0], noise_stds=(3.0,), max_steps=20, image_size=32, workers=0, progress=False)

@@ -36,7 +36,7 @@ def test_curriculum_favours_tasks_near_the_target_rate_from_the_verdicts():
 
 
 def test_curriculum_allocation_spreads_a_batch_and_leaves_the_counts():
-    from embodied.vlm import make_proposer
+    from embodied.proposers import make_proposer
 
     proposer = make_proposer({"name": "curriculum", "random_prob": 0.0})
     counts = proposer.allocate(TASKS, 40)  # nothing tried: the exploration bonus spreads the batch
@@ -45,7 +45,7 @@ def test_curriculum_allocation_spreads_a_batch_and_leaves_the_counts():
 
 
 def test_vlm_allocation_follows_feasible_proposals(monkeypatch):
-    import embodied.vlm
+    import embodied.proposers
 
     class Proposer:
         def propose(self, frame, context):
@@ -53,7 +53,7 @@ def test_vlm_allocation_follows_feasible_proposals(monkeypatch):
             # the drawer scene: closing it, twice; the three other scenes: closing the door
             return ["close the drawer", "close the drawer"] if frame.mean() > 0 else ["close the door"]
 
-    monkeypatch.setattr(embodied.vlm, "make_proposer", lambda cfg: Proposer())
+    monkeypatch.setattr(embodied.proposers, "make_proposer", lambda cfg: Proposer())
     frames = {t: np.full((8, 8, 3), 255 if t == "drawer-close-v3" else 0, np.uint8) for t in TASKS}
     counts = allocate({"name": "vlm", "model_path": "unused"}, TASKS, 12, [], seed=0, first_frames=frames)
     assert counts == {"door-close-v3": 7, "drawer-close-v3": 5, "reach-v3": 0, "push-v3": 0}  # 3 votes vs 2

@@ -345,7 +345,7 @@ def test_no_finetuning_measures_the_pretrained_models_each_iteration(tmp_path):
 def test_rollout_action_noise_is_for_self_collection_only(tmp_path, monkeypatch):
     import embodied.rollouts
     from embodied.sail import collect_rollouts
-    from embodied.vlm import make_grader
+    from embodied.graders import make_grader
 
     seen = []
     monkeypatch.setattr(embodied.rollouts, "rollout_plan_many",

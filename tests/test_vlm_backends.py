@@ -11,10 +11,11 @@ import math
 import numpy as np
 import pytest
 
-from embodied.vlm import SceneContext, make_grader, make_proposer
+from embodied.graders import make_grader
+from embodied.proposers import SceneContext, make_proposer
 from tiny_vlm import bias_next_token, build_tiny_idefics3
-from embodied.vlm.vlm_backend import VLMNotFoundError, answer_token_ids, parse_yes_no
-from embodied.vlm.vlm_proposer import split_proposals
+from embodied.vlm.backend import VLMNotFoundError, answer_token_ids, parse_yes_no
+from embodied.proposers.vlm import split_proposals
 
 FRAMES = np.random.default_rng(0).integers(0, 255, (12, 32, 32, 3), dtype=np.uint8)
 
@@ -80,7 +81,7 @@ def test_generate_decision_parses_the_answer(model_dir, caplog):
         handle.remove()
     handle = bias_next_token(grader.vlm.model, grader.vlm.tokenizer.convert_tokens_to_ids(["drawer"]))
     try:
-        with caplog.at_level(logging.WARNING, logger="embodied.vlm.vlm_grader"):
+        with caplog.at_level(logging.WARNING, logger="embodied.graders.vlm"):
             result = grader.grade(FRAMES, "open the door")
         assert not result.success and "unparseable answer 'drawer" in result.reason
         assert "unparseable" in caplog.text
@@ -93,7 +94,7 @@ def test_model_errors_count_as_failures_and_are_logged(grader, monkeypatch, capl
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(grader.vlm.model, "forward", broken)
-    with caplog.at_level(logging.WARNING, logger="embodied.vlm.vlm_grader"):
+    with caplog.at_level(logging.WARNING, logger="embodied.graders.vlm"):
         result = grader.grade(FRAMES, "open the drawer")
     assert not result.success and math.isnan(result.score) and "RuntimeError: out of memory" in result.reason
     assert "out of memory" in caplog.text
@@ -141,7 +142,7 @@ def test_vlm_proposer_keeps_feasible_instructions(model_dir, monkeypatch, caplog
 
     answer = "1. Open the drawer.\n2) fly to the moon\n- close the door; pull open the drawer\nopen the drawer"
     monkeypatch.setattr(proposer.vlm, "generate", lambda images, text, max_new_tokens: answer)
-    with caplog.at_level(logging.INFO, logger="embodied.vlm.vlm_proposer"):
+    with caplog.at_level(logging.INFO, logger="embodied.proposers.vlm"):
         kept = proposer.propose(FRAMES[0], scene)
     assert kept[0] == "open the drawer" and len(kept) == 2 and kept[1] in scene.instructions()
     assert {m.proposal for m in proposer.last_dropped} == {"fly to the moon", "close the door"}
@@ -152,7 +153,7 @@ def test_vlm_proposer_keeps_feasible_instructions(model_dir, monkeypatch, caplog
         raise RuntimeError("generation failed")
 
     monkeypatch.setattr(proposer.vlm, "generate", broken)
-    with caplog.at_level(logging.WARNING, logger="embodied.vlm.vlm_proposer"):
+    with caplog.at_level(logging.WARNING, logger="embodied.proposers.vlm"):
         assert proposer.propose(FRAMES[0], scene) == []
     assert "generation failed" in caplog.text
 

@@ -1,9 +1,10 @@
-"""Typed configs of the grader and proposer backends (the schemas behind configs/grader/ and configs/proposer/).
+"""Typed configs of the grader backends (the schemas behind configs/grader/), and of the learned
+grader's network and training data.
 
-Each backend's config names its class in ``_target_``; ``make_grader`` / ``make_proposer`` build
-it from the config (``hydra.utils.instantiate`` works too: every class also takes its config's
-fields as keyword arguments). Adding a backend = one config dataclass here with its ``_target_``,
-one entry in ``GRADER_CONFIGS`` / ``PROPOSER_CONFIGS`` and one YAML file; no factory to edit.
+Each backend's config names its class in ``_target_``; ``make_grader`` builds it from the config
+(``hydra.utils.instantiate`` works too: every class also takes its config's fields as keyword
+arguments). Adding a backend = one config dataclass here with its ``_target_``, one entry in
+``GRADER_CONFIGS`` and one YAML file; no factory to edit.
 
 This module imports nothing heavy (no torch, no transformers) so CLIs compose configs cheaply.
 """
@@ -16,13 +17,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 VLM_PROMPT_GRADE = "Did the robot {instruction}? Answer yes or no."
-VLM_PROMPT_PROPOSE = "List tasks the robot could do in this scene, one short instruction per line."
 
 
-# --- graders ---------------------------------------------------------------------------------------
 @dataclass
 class GraderConfig:
-    _target_: str = MISSING  # class that implements embodied.vlm.base.Grader
+    _target_: str = MISSING  # class that implements embodied.graders.base.Grader
     name: str = MISSING  # oracle | learned | vlm | none
 
 
@@ -30,7 +29,7 @@ class GraderConfig:
 class OracleGraderConfig(GraderConfig):
     """The simulator's own success flag (ground truth): for ablations and to measure the others."""
 
-    _target_: str = "embodied.vlm.graders.OracleGrader"
+    _target_: str = "embodied.graders.simple.OracleGrader"
     name: str = "oracle"
 
 
@@ -38,7 +37,7 @@ class OracleGraderConfig(GraderConfig):
 class NoneGraderConfig(GraderConfig):
     """Keeps every episode (success=True, score NaN): the no-filter ablation."""
 
-    _target_: str = "embodied.vlm.graders.NoneGrader"
+    _target_: str = "embodied.graders.simple.NoneGrader"
     name: str = "none"
 
 
@@ -46,7 +45,7 @@ class NoneGraderConfig(GraderConfig):
 class LearnedGraderConfig(GraderConfig):
     """The small success classifier trained by embodied-train-grader."""
 
-    _target_: str = "embodied.vlm.learned.LearnedGrader"
+    _target_: str = "embodied.graders.learned.LearnedGrader"
     name: str = "learned"
     path: str | None = None  # checkpoint directory: <embodied-train-grader run dir>/grader
     threshold: float = 0.5  # success when P(success) >= threshold
@@ -58,7 +57,7 @@ class LearnedGraderConfig(GraderConfig):
 class VLMGraderConfig(GraderConfig):
     """A local image-text-to-text model (Idefics3 / SmolVLM class) asked whether the instruction was done."""
 
-    _target_: str = "embodied.vlm.vlm_grader.VLMGrader"
+    _target_: str = "embodied.graders.vlm.VLMGrader"
     name: str = "vlm"
     model_path: str | None = None  # local model directory, e.g. /models/SmolVLM-256M-Instruct (never downloaded)
     prompt: str = VLM_PROMPT_GRADE  # {instruction} is filled in
@@ -73,64 +72,11 @@ class VLMGraderConfig(GraderConfig):
     dtype: str = "float32"  # float32 | bfloat16 | float16
 
 
-# --- proposers -------------------------------------------------------------------------------------
-@dataclass
-class ProposerConfig:
-    _target_: str = MISSING  # class that implements embodied.vlm.base.Proposer
-    name: str = MISSING  # catalog | curriculum | vlm
-    seed: int = 0  # seeds every random choice
-
-
-@dataclass
-class CatalogProposerConfig(ProposerConfig):
-    """Instructions from the task catalog for the tasks of the current scene."""
-
-    _target_: str = "embodied.vlm.proposers.CatalogProposer"
-    name: str = "catalog"
-    num: int | None = None  # instructions per call; None: every instruction of the scene's tasks
-
-
-@dataclass
-class CurriculumProposerConfig(ProposerConfig):
-    """SOAR's curriculum: practise what succeeds about target_rate of the time, explore the untried."""
-
-    _target_: str = "embodied.vlm.proposers.CurriculumProposer"
-    name: str = "curriculum"
-    num: int = 1  # instructions per call (distinct tasks / instructions)
-    key: str = "task"  # running success rates per "task" or per "instruction"
-    target_rate: float = 0.3  # score = 1 - |success rate - target_rate| + bonus
-    explore_bonus: float = 0.5  # bonus = explore_bonus / sqrt(1 + attempts): rarely tried ones first
-    random_prob: float = 0.2  # probability of a uniformly random pick instead of the best score
-    state_path: str | None = None  # JSON file: loaded if present, rewritten on every update (resume)
-
-
-@dataclass
-class VLMProposerConfig(ProposerConfig):
-    """The VLM looks at the scene and proposes instructions; only those matching a catalog task are kept."""
-
-    _target_: str = "embodied.vlm.vlm_proposer.VLMProposer"
-    name: str = "vlm"
-    model_path: str | None = None  # local model directory, e.g. /models/SmolVLM-256M-Instruct
-    prompt: str = VLM_PROMPT_PROPOSE
-    max_new_tokens: int = 48
-    num: int | None = None  # at most this many instructions per call; None: every feasible one
-    # A proposal that is no catalog instruction is matched to the nearest one of the scene's tasks
-    # by MiniLM cosine similarity; below this it is dropped (and logged).
-    match_threshold: float = 0.75
-    device: str = "cpu"
-    dtype: str = "float32"
-
-
 GRADER_CONFIGS: dict[str, type[GraderConfig]] = {
     "oracle": OracleGraderConfig,
     "learned": LearnedGraderConfig,
     "vlm": VLMGraderConfig,
     "none": NoneGraderConfig,
-}
-PROPOSER_CONFIGS: dict[str, type[ProposerConfig]] = {
-    "catalog": CatalogProposerConfig,
-    "curriculum": CurriculumProposerConfig,
-    "vlm": VLMProposerConfig,
 }
 
 
@@ -152,7 +98,7 @@ class SuccessClassifierConfig:
 
 @dataclass
 class GraderDataConfig:
-    """Which frames of store episodes become training samples (see embodied.vlm.grader_data)."""
+    """Which frames of store episodes become training samples (see embodied.graders.data)."""
 
     early_frac: float = 0.75  # successful episodes: steps <= early_frac * first success are negatives
     early_samples: int = 4  # negatives drawn per successful episode (evenly spaced in that early part)
@@ -165,8 +111,6 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     for name, node in GRADER_CONFIGS.items():
         cs.store(group="grader", name=f"{name}_schema", node=node)
-    for name, node in PROPOSER_CONFIGS.items():
-        cs.store(group="proposer", name=f"{name}_schema", node=node)
 
 
 register_configs()

@@ -1,7 +1,6 @@
-"""The two small interfaces of embodied.vlm, and the helpers every backend shares.
+"""The grader interface, and the frame helpers the grader backends share.
 
     grader.grade(frames, instruction, info) -> GradeResult(success, score, reason)
-    proposer.propose(scene_frame, context) -> [instruction, ...];  proposer.update(instruction, success)
 
 ``frames``: uint8 (L, H, W, 3), the episode or only its last frames (``grader.frames_needed`` says
 how many a grader looks at), or one (H, W, 3) frame. ``info``: what else is known about the
@@ -14,12 +13,11 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from sim.catalog import TASKS, instructions, task_for_instruction, validate_task_names
 from sim.types import Episode
 
 
@@ -78,76 +76,6 @@ class Grader(ABC):
         return self.grade(episode.rgb, meta["instruction"], info)
 
 
-@dataclass
-class SceneContext:
-    """What a proposer knows about the scene besides its picture."""
-
-    tasks: list[str] = field(default_factory=lambda: list(TASKS))  # tasks feasible in this scene (catalog names)
-    num: int | None = None  # instructions wanted; None: the proposer's own setting
-
-    def __post_init__(self) -> None:
-        self.tasks = validate_task_names(list(self.tasks))
-        if not self.tasks:
-            raise ValueError("a scene needs at least one feasible task")
-
-    @classmethod
-    def of(cls, context: SceneContext | Sequence[str] | str | None) -> SceneContext:
-        """A context from a SceneContext, a task name, a list of task names, or None (every task)."""
-        if context is None:
-            return cls()
-        if isinstance(context, SceneContext):
-            return context
-        return cls(tasks=[context] if isinstance(context, str) else list(context))
-
-    def instructions(self) -> list[str]:
-        return [text for task in self.tasks for text in instructions(task)]
-
-
-class Proposer(ABC):
-    """Scene -> instructions to practise. Stateful proposers learn from ``update``."""
-
-    name: str = "proposer"
-
-    @abstractmethod
-    def propose(self, frame: np.ndarray | None, context: SceneContext | Sequence[str] | str | None = None) -> list[str]:
-        """Instructions to practise in the scene shown by ``frame`` (uint8 (H, W, 3))."""
-
-    def update(self, instruction: str, success: bool) -> None:
-        """Record the outcome of practising ``instruction`` (stateless proposers ignore it)."""
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        pass
-
-
-def task_of(instruction: str) -> str:
-    """The catalog task of ``instruction``; ValueError when no task has it."""
-    task = task_for_instruction(instruction)
-    if task is None:
-        raise ValueError(f"{instruction!r} is no catalog instruction (sim.catalog); proposers only handle those")
-    return task
-
-
 def nan_to_none(x: float) -> float | None:
     """JSON has no NaN: write null."""
     return None if isinstance(x, float) and math.isnan(x) else x
-
-
-def init_config(config_class: type, cfg: Any, fields: Mapping[str, Any]) -> Any:
-    """A backend's config from ``cfg`` (its dataclass, a dict / DictConfig) or from keyword ``fields``.
-
-    Both ways build the same object: ``Backend(cfg)`` (what ``make_grader`` does) and
-    ``Backend(**fields)`` (what ``hydra.utils.instantiate`` does).
-    """
-    if cfg is not None and fields:
-        raise TypeError(f"pass a {config_class.__name__} or keyword fields, not both")
-    if cfg is None:
-        cfg = dict(fields)
-    if isinstance(cfg, config_class):
-        return cfg
-    from omegaconf import OmegaConf
-
-    # Through OmegaConf: unknown keys and wrong types fail here, with the key named.
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(config_class), cfg))

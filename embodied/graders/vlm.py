@@ -12,9 +12,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from embodied.vlm.base import GradeResult, Grader, as_frames, init_config, trailing_indices
-from embodied.vlm.config import VLMGraderConfig
-from embodied.vlm.vlm_backend import VLM, parse_yes_no
+from embodied.backends import init_config
+from embodied.graders.base import GradeResult, Grader, as_frames, trailing_indices
+from embodied.graders.config import VLMGraderConfig
+from embodied.vlm.backend import VLM, parse_yes_no
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from embodied.vlm.base import GradeResult, Grader, init_config
-from embodied.vlm.config import NoneGraderConfig, OracleGraderConfig
+from embodied.backends import init_config
+from embodied.graders.base import GradeResult, Grader
+from embodied.graders.config import NoneGraderConfig, OracleGraderConfig
 
 
 class OracleGrader(Grader):

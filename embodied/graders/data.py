@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embodied.vlm.base import trailing_indices
+from embodied.graders.base import trailing_indices
 from sim.types import Episode
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 import embodied.grade  # noqa: F401  (registers the grade schema)
-from embodied.vlm import GradeResult, load_grader, make_grader
-from embodied.vlm.base import as_frames, trailing_indices
-from embodied.vlm.config import LearnedGraderConfig, SuccessClassifierConfig
+from embodied.graders import GradeResult, load_grader, make_grader
+from embodied.graders.base import as_frames, trailing_indices
+from embodied.graders.config import LearnedGraderConfig, SuccessClassifierConfig
 from sim.types import Episode
 
 
@@ -68,7 +68,7 @@ def test_frame_helpers_refuse_bad_input():
 def test_learned_grader_checkpoint_round_trip(tmp_path):
     import torch
 
-    from embodied.vlm import LearnedGrader, SuccessClassifier
+    from embodied.graders import LearnedGrader, SuccessClassifier
 
     torch.manual_seed(0)
     model = SuccessClassifier(SuccessClassifierConfig(image_size=16, channels=[8], hidden_dim=16))
@@ -85,3 +85,22 @@ def test_learned_grader_checkpoint_round_trip(tmp_path):
         grader.grade(np.zeros((3, 32, 32, 3), np.uint8), "open the drawer")
     with pytest.raises(FileNotFoundError, match="grader.path"):
         load_grader(tmp_path / "missing")
+
+
+def test_grader_and_proposer_packages_stay_apart_and_light():
+    """Graders and proposers are separate concerns: neither package imports the other, and
+    importing either (with its configs) loads neither torch nor transformers (CLIs compose cheaply)."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "embodied"
+    for package, other in (("graders", "proposers"), ("proposers", "graders")):
+        for path in (root / package).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    assert not node.module.startswith(f"embodied.{other}"), f"{path} imports {node.module}"
+    code = ("import sys, embodied.graders, embodied.graders.config, embodied.proposers, embodied.proposers.config, "
+            "embodied.vlm; bad = {'torch', 'transformers'} & set(sys.modules); assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

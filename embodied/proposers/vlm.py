@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from embodied.vlm.base import Proposer, SceneContext, init_config
-from embodied.vlm.config import VLMProposerConfig
-from embodied.vlm.vlm_backend import VLM
+from embodied.backends import init_config
+from embodied.proposers.base import Proposer, SceneContext
+from embodied.proposers.config import VLMProposerConfig
+from embodied.vlm.backend import VLM
 from sim.catalog import task_for_instruction
 
 log = logging.getLogger(__name__)

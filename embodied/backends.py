@@ -8,7 +8,8 @@ also takes its config's fields as keyword arguments, through ``init_config``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -52,3 +53,15 @@ def init_config(config_class: type, cfg: Any, fields: Mapping[str, Any]) -> Any:
 
     # Through OmegaConf: unknown keys and wrong types fail here, with the key named.
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(config_class), cfg))
+
+
+def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module-level ``__getattr__`` that imports ``exports[name]`` (a module path) on first
+    use, so importing the package loads neither torch nor transformers."""
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            return getattr(importlib.import_module(exports[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -11,8 +11,9 @@ neither torch nor transformers.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from embodied.backends import backend_config, build_backend, lazy_exports
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -32,7 +33,6 @@ __all__ = sorted([*_EXPORTS, "grader_config", "make_grader"])
 
 def grader_config(cfg: Any):
     """The typed config dataclass of a grader spec (a name, a dict, a DictConfig or the dataclass)."""
-    from embodied.backends import backend_config
     from embodied.graders.config import GRADER_CONFIGS
 
     return backend_config(cfg, GRADER_CONFIGS, "grader")
@@ -40,13 +40,9 @@ def grader_config(cfg: Any):
 
 def make_grader(cfg: Any):
     """The grader of ``cfg``: "oracle" | "learned" | "vlm" | "none", a dict, a DictConfig or a config dataclass."""
-    from embodied.backends import build_backend
     from embodied.graders.config import GRADER_CONFIGS
 
     return build_backend(cfg, GRADER_CONFIGS, "grader")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'embodied.graders' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

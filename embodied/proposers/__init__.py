@@ -11,8 +11,9 @@ local image-text-to-text model, ``embodied.vlm``, matched to the catalog). Impor
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from embodied.backends import backend_config, build_backend, lazy_exports
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -28,7 +29,6 @@ __all__ = sorted([*_EXPORTS, "make_proposer", "proposer_config"])
 
 def proposer_config(cfg: Any):
     """The typed config dataclass of a proposer spec (a name, a dict, a DictConfig or the dataclass)."""
-    from embodied.backends import backend_config
     from embodied.proposers.config import PROPOSER_CONFIGS
 
     return backend_config(cfg, PROPOSER_CONFIGS, "proposer")
@@ -36,13 +36,9 @@ def proposer_config(cfg: Any):
 
 def make_proposer(cfg: Any):
     """The proposer of ``cfg``: "catalog" | "curriculum" | "vlm", a dict, a DictConfig or a config dataclass."""
-    from embodied.backends import build_backend
     from embodied.proposers.config import PROPOSER_CONFIGS
 
     return build_backend(cfg, PROPOSER_CONFIGS, "proposer")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'embodied.proposers' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -5,14 +5,7 @@ proposer (``embodied.proposers.vlm``) share: ``VLM(model_path)`` with ``yes_prob
 
 from __future__ import annotations
 
-from typing import Any
+from embodied.backends import lazy_exports
 
 __all__ = ["VLM", "VLMNotFoundError"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from embodied.vlm import backend
-
-        return getattr(backend, name)
-    raise AttributeError(f"module 'embodied.vlm' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "embodied.vlm.backend"))
